@@ -1,0 +1,29 @@
+// Each squeeze subcommand lives in its own cli/cmd_<name>.cpp and registers itself in add_commands
+// (cli/registry.cpp). Commands are thin: parse flags, call the library, print results to stdout and
+// progress to stderr. Work happens in the subcommand callback; errors are sq::Error.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "core/context.h"
+
+namespace sq::cli {
+
+void add_commands(CLI::App& app);
+
+void add_generate(CLI::App& app);
+void add_eval(CLI::App& app);
+void add_inspect(CLI::App& app);
+
+// Common flags: --threads N and --isa NAME (default: env SQUEEZE_ISA, else best).
+struct ExecFlags {
+  int threads = 0;
+  std::string isa;
+  void add(CLI::App* cmd);
+  OwnedContext make() const { return make_context(threads, isa); }
+};
+
+// Reads a text file for eval/calibrate; empty files are an error naming the file.
+std::string read_data_file(const std::string& path);
+
+}  // namespace sq::cli

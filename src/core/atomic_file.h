@@ -1,0 +1,33 @@
+// Outputs are written to "<path>.tmp.<pid>" and renamed over the target only when complete, so a
+// failed or interrupted run never leaves a half-written file under the real name.
+#pragma once
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace sq {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::filesystem::path& target);  // opens the temporary; throws on failure
+  ~AtomicFile();                                             // removes the temporary unless committed
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, size_t n);
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  void commit();  // flush, fsync, close, rename onto the target
+  const std::filesystem::path& target() const { return target_; }
+
+ private:
+  std::filesystem::path target_, tmp_;
+  std::FILE* f_ = nullptr;
+  bool committed_ = false;
+};
+
+// Writes a whole small file (config.json and the like) atomically.
+void write_file_atomic(const std::filesystem::path& target, std::string_view contents);
+std::string read_text_file(const std::filesystem::path& path);  // throws sq::Error naming the file
+
+}  // namespace sq

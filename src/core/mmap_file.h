@@ -1,0 +1,30 @@
+// Read-only memory map of a whole file; the weights of a checkpoint stay in the page cache and are
+// never copied, so an F16 model costs its file size in RSS, not twice that.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+
+namespace sq {
+
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const std::filesystem::path& path);  // throws sq::Error naming the file
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace sq

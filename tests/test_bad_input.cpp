@@ -1,0 +1,176 @@
+// Bad input gets one line naming the file and the problem, exit status 1, never a crash.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace {
+
+using sqtest::TempDir;
+
+// A copy of the bundled model that a test can damage.
+struct ModelCopy {
+  TempDir tmp;
+  std::filesystem::path dir;
+  ModelCopy() : dir(tmp.path / "m") {
+    std::filesystem::copy(sqtest::bundled_model(), dir, std::filesystem::copy_options::recursive);
+  }
+};
+
+// Expects exit status 1 and one error line on stderr containing every needle.
+void expect_error(const sqtest::CliResult& r, std::vector<std::string> needles) {
+  EXPECT_EQ(r.rc, 1) << "stderr: " << r.err;
+  std::string line = r.err;
+  while (!line.empty() && (line.back() == '\n')) line.pop_back();
+  auto last_nl = line.rfind('\n');
+  std::string last = last_nl == std::string::npos ? line : line.substr(last_nl + 1);
+  EXPECT_EQ(last.rfind("squeeze: error: ", 0), 0u) << r.err;
+  for (auto& n : needles) EXPECT_NE(last.find(n), std::string::npos) << "missing '" << n << "' in: " << last;
+}
+
+sqtest::CliResult inspect(const std::filesystem::path& dir) { return sqtest::run_cli({"inspect", "-m", dir.string()}); }
+
+// Rewrites model.safetensors with a new header (and the original data section).
+void rewrite_header(const std::filesystem::path& file, const std::function<void(nlohmann::json&)>& edit) {
+  std::string b = sqtest::read_file(file);
+  uint64_t n;
+  std::memcpy(&n, b.data(), 8);
+  auto h = nlohmann::json::parse(b.substr(8, n));
+  edit(h);
+  std::string hs = h.dump();
+  uint64_t m = hs.size();
+  std::string out(reinterpret_cast<char*>(&m), 8);
+  sqtest::write_file(file, out + hs + b.substr(8 + n));
+}
+
+TEST(BadInput, MissingModelDirectory) {
+  expect_error(inspect("/nonexistent/model"), {"/nonexistent/model", "not found"});
+}
+
+TEST(BadInput, MissingConfig) {
+  ModelCopy m;
+  std::filesystem::remove(m.dir / "config.json");
+  expect_error(inspect(m.dir), {"config.json", "file not found"});
+}
+
+TEST(BadInput, MissingWeights) {
+  ModelCopy m;
+  std::filesystem::remove(m.dir / "model.safetensors");
+  expect_error(inspect(m.dir), {"no model.safetensors"});
+}
+
+TEST(BadInput, MissingTokenizer) {
+  ModelCopy m;
+  std::filesystem::remove(m.dir / "tokenizer.model");
+  auto r = sqtest::run_cli({"generate", "-m", m.dir.string(), "-n", "3"});
+  expect_error(r, {m.dir.string(), "tokenizer"});
+}
+
+TEST(BadInput, HeaderLengthPastEndOfFile) {
+  ModelCopy m;
+  auto f = m.dir / "model.safetensors";
+  std::string b = sqtest::read_file(f);
+  uint64_t n = b.size() + 100;
+  std::memcpy(b.data(), &n, 8);
+  sqtest::write_file(f, b);
+  expect_error(inspect(m.dir), {"model.safetensors", "header length", "past the end"});
+}
+
+TEST(BadInput, TruncatedFile) {
+  ModelCopy m;
+  auto f = m.dir / "model.safetensors";
+  sqtest::write_file(f, sqtest::read_file(f).substr(0, 5));
+  expect_error(inspect(m.dir), {"model.safetensors", "not a safetensors file"});
+}
+
+TEST(BadInput, TensorOffsetsOutOfRange) {
+  ModelCopy m;
+  rewrite_header(m.dir / "model.safetensors", [](nlohmann::json& h) {
+    auto& t = h["model.norm.weight"];
+    uint64_t b = t["data_offsets"][0];
+    t["data_offsets"] = {b + 100000000, b + 100000000 + 256};
+  });
+  expect_error(inspect(m.dir), {"model.safetensors", "model.norm.weight", "out of range"});
+}
+
+TEST(BadInput, TensorsOverlap) {
+  ModelCopy m;
+  rewrite_header(m.dir / "model.safetensors", [](nlohmann::json& h) {
+    auto off = h["model.layers.0.input_layernorm.weight"]["data_offsets"];
+    h["model.norm.weight"]["data_offsets"] = off;
+  });
+  expect_error(inspect(m.dir), {"model.safetensors", "overlap"});
+}
+
+TEST(BadInput, DtypeDisagreesWithConfigShape) {
+  ModelCopy m;
+  // Same bytes, declared as I32: not a float weight.
+  rewrite_header(m.dir / "model.safetensors", [](nlohmann::json& h) { h["model.norm.weight"]["dtype"] = "I32"; });
+  expect_error(inspect(m.dir), {"model.norm.weight", "dtype I32"});
+}
+
+TEST(BadInput, ShapeDisagreesWithConfig) {
+  ModelCopy m;
+  auto cfg = nlohmann::json::parse(sqtest::read_file(m.dir / "config.json"));
+  cfg["intermediate_size"] = 180;
+  sqtest::write_file(m.dir / "config.json", cfg.dump());
+  expect_error(inspect(m.dir), {"gate_proj", "shape [172, 64]", "expected [180, 64]"});
+}
+
+TEST(BadInput, ConfigKeyMissing) {
+  ModelCopy m;
+  auto cfg = nlohmann::json::parse(sqtest::read_file(m.dir / "config.json"));
+  cfg.erase("num_hidden_layers");
+  sqtest::write_file(m.dir / "config.json", cfg.dump());
+  expect_error(inspect(m.dir), {"config.json", "missing key \"num_hidden_layers\""});
+}
+
+TEST(BadInput, ConfigNotJson) {
+  ModelCopy m;
+  sqtest::write_file(m.dir / "config.json", "{not json");
+  expect_error(inspect(m.dir), {"config.json", "not valid JSON"});
+}
+
+TEST(BadInput, UnsupportedModelTypeListsSupported) {
+  ModelCopy m;
+  auto cfg = nlohmann::json::parse(sqtest::read_file(m.dir / "config.json"));
+  cfg["model_type"] = "gpt_neox";
+  sqtest::write_file(m.dir / "config.json", cfg.dump());
+  expect_error(inspect(m.dir), {"gpt_neox", "llama, mistral, opt"});
+}
+
+TEST(BadInput, EmptyDataFile) {
+  TempDir t;
+  sqtest::write_file(t / "empty.txt", "");
+  auto r = sqtest::run_cli({"eval", "-m", sqtest::bundled_model().string(), "--data", (t / "empty.txt").string(), "--ctx", "16"});
+  expect_error(r, {"empty.txt", "empty"});
+}
+
+TEST(BadInput, MissingDataFile) {
+  auto r = sqtest::run_cli({"eval", "-m", sqtest::bundled_model().string(), "--data", "/nonexistent.txt", "--ctx", "16"});
+  expect_error(r, {"/nonexistent.txt", "not found"});
+}
+
+TEST(BadInput, CtxLargerThanModelContext) {
+  auto dir = sqtest::bundled_model();
+  auto r = sqtest::run_cli({"eval", "-m", dir.string(), "--data", (dir / "eval.txt").string(), "--ctx", "4096"});
+  expect_error(r, {"--ctx 4096", "context of 512"});
+}
+
+TEST(BadInput, DataShorterThanOneWindow) {
+  TempDir t;
+  sqtest::write_file(t / "short.txt", "Once upon a time");
+  auto r = sqtest::run_cli({"eval", "-m", sqtest::bundled_model().string(), "--data", (t / "short.txt").string(), "--ctx", "256"});
+  expect_error(r, {"fewer than one window"});
+}
+
+TEST(BadInput, BadFlag) {
+  auto r = sqtest::run_cli({"eval", "--no-such-flag"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("squeeze: error:"), std::string::npos);
+}
+
+}  // namespace
