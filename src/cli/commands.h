@@ -14,6 +14,11 @@ void add_commands(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_inspect(CLI::App& app);
+void add_isa(CLI::App& app);
+void add_calibrate(CLI::App& app);
+void add_quantize(CLI::App& app);
+void add_bench(CLI::App& app);
+void add_synth(CLI::App& app);
 
 // Common flags: --threads N and --isa NAME (default: env SQUEEZE_ISA, else best).
 struct ExecFlags {

@@ -8,6 +8,11 @@ void add_commands(CLI::App& app) {
   add_generate(app);
   add_eval(app);
   add_inspect(app);
+  add_isa(app);
+  add_calibrate(app);
+  add_quantize(app);
+  add_bench(app);
+  add_synth(app);
 }
 
 void ExecFlags::add(CLI::App* cmd) {

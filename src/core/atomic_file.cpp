@@ -60,3 +60,36 @@ std::string read_text_file(const std::filesystem::path& path) {
 }
 
 }  // namespace sq
+
+namespace sq {
+
+void check_output_directory(const std::filesystem::path& target) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  if (!fs::is_directory(parent, ec)) fail(target.string(), ": parent directory does not exist");
+  if (!fs::exists(target, ec)) return;
+  if (!fs::is_directory(target, ec)) fail(target.string(), ": exists and is not a directory");
+  if (!fs::is_empty(target, ec) && !fs::exists(target / "config.json", ec))
+    fail(target.string(), ": exists, is not empty and is not a model directory; refusing to replace it");
+}
+
+void replace_directory(const std::filesystem::path& tmp, const std::filesystem::path& target) {
+  namespace fs = std::filesystem;
+  check_output_directory(target);
+  std::error_code ec;
+  if (fs::exists(target, ec)) {
+    fs::path old = target;
+    old += cat(".old.", ::getpid());
+    fs::rename(target, old, ec);
+    if (ec) fail(target.string(), ": cannot replace existing directory: ", ec.message());
+    fs::rename(tmp, target, ec);
+    if (ec) fail(target.string(), ": cannot rename temporary directory into place: ", ec.message());
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(tmp, target, ec);
+    if (ec) fail(target.string(), ": cannot rename temporary directory into place: ", ec.message());
+  }
+}
+
+}  // namespace sq

@@ -31,3 +31,11 @@ void write_file_atomic(const std::filesystem::path& target, std::string_view con
 std::string read_text_file(const std::filesystem::path& path);  // throws sq::Error naming the file
 
 }  // namespace sq
+
+namespace sq {
+// Moves a completed temporary directory onto `target`. An existing target is replaced only if it is
+// empty or looks like a model directory (has config.json), so a mistyped -o never deletes other data.
+void replace_directory(const std::filesystem::path& tmp, const std::filesystem::path& target);
+// Refuses, before any work, a target that replace_directory would refuse.
+void check_output_directory(const std::filesystem::path& target);
+}  // namespace sq

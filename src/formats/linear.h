@@ -17,6 +17,10 @@ namespace sq {
 
 class Checkpoint;
 
+// Version of the lut checkpoint format (docs/FORMAT-lut.md), written as quantization_config
+// "format_version"; readers refuse newer versions instead of misreading them.
+inline constexpr int kLutFormatVersion = 1;
+
 class LinearWeight {
  public:
   virtual ~LinearWeight() = default;

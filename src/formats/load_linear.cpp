@@ -1,16 +1,12 @@
 // Picks the weight format of one linear layer from the tensors stored under its prefix.
 #include "core/error.h"
+#include "formats/dense.h"
+#include "formats/int4_group.h"
 #include "formats/linear.h"
+#include "formats/lut.h"
 #include "io/safetensors.h"
 
 namespace sq {
-
-// Declared in formats/dense.h, formats/lut.h and formats/int4_group.h.
-std::unique_ptr<LinearWeight> make_dense_linear(const TensorView& w);
-std::unique_ptr<LinearWeight> load_lut_linear(const Checkpoint& ckpt, const std::string& prefix, int64_t rows,
-                                              int64_t cols);
-std::unique_ptr<LinearWeight> load_int4_linear(const Checkpoint& ckpt, const std::string& prefix, int64_t rows,
-                                               int64_t cols, const nlohmann::json& quant_config);
 
 std::unique_ptr<LinearWeight> load_linear(const Checkpoint& ckpt, const std::string& prefix, int64_t rows,
                                           int64_t cols, const nlohmann::json& quant_config) {
@@ -20,17 +16,18 @@ std::unique_ptr<LinearWeight> load_linear(const Checkpoint& ckpt, const std::str
            "] from config.json");
     return make_dense_linear(*w);
   }
-  if (ckpt.has(prefix + ".qcodes")) return load_lut_linear(ckpt, prefix, rows, cols);
+  if (ckpt.has(prefix + ".qcodes")) {
+    if (quant_config.is_object() && quant_config.contains("format_version")) {
+      const auto& v = quant_config["format_version"];
+      if (!v.is_number_integer() || v.get<int>() < 1 || v.get<int>() > kLutFormatVersion)
+        fail(ckpt.dir().string(), "/config.json: quantization_config format_version ", v.dump(),
+             " is not supported by this squeeze (it reads lut format versions 1..", kLutFormatVersion, ")");
+    }
+    return load_lut_linear(ckpt, prefix, rows, cols);
+  }
   if (ckpt.has(prefix + ".qweight")) return load_int4_linear(ckpt, prefix, rows, cols, quant_config);
   fail(ckpt.dir().string(), ": no weight for linear layer '", prefix, "' (looked for ", prefix, ".weight, ",
        prefix, ".qcodes and ", prefix, ".qweight)");
 }
 
-}  // namespace sq
-// TEMPORARY-WEAK: removed once formats/lut.cpp lands.
-namespace sq {
-__attribute__((weak)) std::unique_ptr<LinearWeight> load_lut_linear(const Checkpoint&, const std::string& prefix,
-                                                                    int64_t, int64_t) {
-  fail("lut format not built: ", prefix);
-}
 }  // namespace sq

@@ -1,0 +1,26 @@
+// llama-bench-style speed measurement: prompt processing (one forward over N prompt tokens) and
+// generation (M single-token decode steps), repeated; medians and spread; the machine's streaming read
+// bandwidth measured in the same run, and the fraction of it that decoding achieves.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+
+#include "core/context.h"
+#include "model/model.h"
+
+namespace sq {
+
+struct BenchOptions {
+  int64_t prompt = 512, gen = 128;
+  int repeat = 5;
+  bool measure_bandwidth = true;
+  uint64_t seed = 0;
+};
+
+// Returns a JSON object: prompt_tok_s, gen_tok_s (medians), *_min, *_max, model_bytes,
+// weight_bytes_per_token, read_bandwidth_gbs, gen_bandwidth_fraction, peak_rss_bytes, threads, isa, ...
+nlohmann::json run_bench(const Model& model, const BenchOptions& o, const ExecContext& ctx);
+
+size_t peak_rss_bytes();  // VmHWM of this process
+
+}  // namespace sq

@@ -1,0 +1,196 @@
+#include "quant/pipeline.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "eval/perplexity.h"
+#include "io/safetensors.h"
+#include "model/session.h"
+
+namespace sq {
+
+std::vector<float>* model_vector(Model& m, const std::string& name) {
+  if (name == m.names.final_norm + ".weight") return &m.final_norm_w;
+  if (name == m.names.final_norm + ".bias") return &m.final_norm_b;
+  for (int64_t i = 0; i < int64_t(m.layers.size()); i++) {
+    LayerWeights& L = m.layers[i];
+    if (name.rfind(m.names.layer_prefix(i), 0) != 0) continue;
+    if (name == m.names.attn_norm(i) + ".weight") return &L.attn_norm_w;
+    if (name == m.names.attn_norm(i) + ".bias") return &L.attn_norm_b;
+    if (name == m.names.mlp_norm(i) + ".weight") return &L.mlp_norm_w;
+    if (name == m.names.mlp_norm(i) + ".bias") return &L.mlp_norm_b;
+    auto lin = m.names.linears(i);
+    if (m.cfg.arch == Arch::kOpt) {
+      std::vector<float>* b[] = {&L.bq, &L.bk, &L.bv, &L.bo, &L.bup, &L.bdown};
+      for (size_t j = 0; j < lin.size(); j++)
+        if (name == lin[j] + ".bias") return b[j];
+    }
+  }
+  fail("no tensor '", name, "' among the model's norms and biases");
+}
+
+std::unique_ptr<LinearWeight>* model_linear(Model& m, const std::string& prefix) {
+  for (int64_t i = 0; i < int64_t(m.layers.size()); i++)
+    if (prefix.rfind(m.names.layer_prefix(i), 0) == 0)
+      for (auto& [name, slot] : m.layers[i].linears(m.names, i))
+        if (name == prefix) return slot;
+  fail("no linear layer '", prefix, "' in the model");
+}
+
+ModelPatch::ModelPatch(Model& model, const QuantizedModel& q) {
+  for (auto& [prefix, qm] : q.linears) {
+    auto* slot = model_linear(model, prefix);
+    std::unique_ptr<LinearWeight> w = std::visit(
+        [](const auto& m) -> std::unique_ptr<LinearWeight> {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, LutMatrix>) return make_lut_linear(m);
+          else return make_int4_linear(m);
+        },
+        qm);
+    std::swap(*slot, w);
+    linears_.emplace_back(slot, std::move(w));
+  }
+  for (auto& [name, v] : q.replaced) {
+    auto* slot = model_vector(model, name);
+    SQ_CHECK(slot->size() == v.size(), "replacement for '", name, "' has ", v.size(), " values, expected ", slot->size());
+    std::vector<float> copy = v;
+    std::swap(*slot, copy);
+    vectors_.emplace_back(slot, std::move(copy));
+  }
+}
+
+void ModelPatch::revert() {
+  for (auto& [slot, old] : linears_) std::swap(*slot, old);
+  for (auto& [slot, old] : vectors_) std::swap(*slot, old);
+  linears_.clear();
+  vectors_.clear();
+}
+
+double calibration_loss(const Model& model, const std::vector<std::vector<int32_t>>& windows, const ExecContext& ctx) {
+  SQ_CHECK(!windows.empty(), "calibration loss needs at least one window");
+  int64_t L = 0;
+  for (auto& w : windows) L = std::max<int64_t>(L, int64_t(w.size()));
+  Session s(model, ctx, L);
+  const int64_t V = model.cfg.vocab_size;
+  std::vector<float> logits;
+  double total = 0;
+  for (auto& w : windows) {
+    s.reset();
+    s.forward(w.data(), int64_t(w.size()), &logits, true);
+    double nll = 0;
+    for (size_t t = 0; t + 1 < w.size(); t++) nll += token_nll(logits.data() + t * V, V, w[t + 1]);
+    total += nll / double(w.size() - 1);
+  }
+  return total / double(windows.size());
+}
+
+namespace {
+
+// f32 values -> bytes of `dtype` (F32/F16/BF16), for tensors the quantizer changed but keeps unquantized.
+std::vector<uint8_t> encode_floats(const std::vector<float>& v, DType dtype) {
+  std::vector<uint8_t> b(v.size() * dtype_size(dtype));
+  for (size_t i = 0; i < v.size(); i++) {
+    if (dtype == DType::F32) std::memcpy(&b[4 * i], &v[i], 4);
+    else {
+      uint16_t h = dtype == DType::F16 ? f32_to_f16(v[i]) : f32_to_bf16(v[i]);
+      std::memcpy(&b[2 * i], &h, 2);
+    }
+  }
+  return b;
+}
+
+}  // namespace
+
+void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir) {
+  namespace fs = std::filesystem;
+  check_output_directory(out_dir);
+  std::error_code ec;
+  fs::path tmp = out_dir;
+  tmp += cat(".tmp.", ::getpid());
+  fs::remove_all(tmp, ec);
+  if (!fs::create_directory(tmp, ec)) fail(out_dir.string(), ": cannot create output directory: ", ec.message());
+  struct Cleanup {
+    fs::path p;
+    bool armed = true;
+    ~Cleanup() {
+      std::error_code e;
+      if (armed) fs::remove_all(p, e);
+    }
+  } cleanup{tmp};
+
+  SafetensorsWriter w;
+  const Checkpoint& ck = *src.ckpt;
+  for (const std::string& name : ck.names()) {
+    const TensorView& t = ck.get(name);
+    bool quantized = false;
+    if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0)
+      quantized = q.linears.count(name.substr(0, name.size() - 7)) != 0;
+    if (quantized) continue;
+    auto r = q.replaced.find(name);
+    if (r != q.replaced.end()) {
+      auto bytes = encode_floats(r->second, t.dtype);
+      w.add(name, t.dtype, t.shape, bytes.data(), bytes.size());
+    } else {
+      w.add(name, t.dtype, t.shape, t.data, t.nbytes);
+    }
+  }
+  for (auto& [prefix, qm] : q.linears)
+    std::visit(
+        [&](const auto& m) {
+          using T = std::decay_t<decltype(m)>;
+          if constexpr (std::is_same_v<T, LutMatrix>) write_lut_linear(w, prefix, m);
+          else write_int4_linear(w, prefix, m);
+        },
+        qm);
+  w.set_metadata("format", "pt");
+  w.write(tmp / "model.safetensors");
+
+  nlohmann::json cfg = src.cfg.raw;
+  cfg["quantization_config"] = q.quant_config;
+  write_file_atomic(tmp / "config.json", cfg.dump(2) + "\n");
+  for (const char* f : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
+                        "special_tokens_map.json", "generation_config.json"})
+    if (fs::exists(src.dir / f, ec)) {
+      fs::copy_file(src.dir / f, tmp / f, fs::copy_options::overwrite_existing, ec);
+      if (ec) fail(out_dir.string(), ": cannot copy ", f, ": ", ec.message());
+    }
+  replace_directory(tmp, out_dir);
+  cleanup.armed = false;
+}
+
+}  // namespace sq
+
+#include "quant/quantize_model.h"
+
+namespace sq {
+
+nlohmann::json lut_quantization_config(const std::string& method, int bits, int64_t group_size, double sparsity) {
+  return {{"quant_method", "squeeze_lut"}, {"format", "squeeze-lut"}, {"format_version", kLutFormatVersion},
+          {"squeeze_method", method},     {"bits", bits},           {"group_size", group_size > 0 ? group_size : -1},
+          {"sparsity_percent", sparsity}};
+}
+
+QuantizedModel quantize_model(Model& model, const QuantizeOptions& o, const Sensitivity* sens,
+                              const std::vector<std::vector<int32_t>>& calib, const ExecContext& ctx) {
+  if (!model.cfg.quant.is_null())
+    fail(model.dir.string(), ": the model is already quantized (config.json has quantization_config)");
+  if (o.bits < 2 || o.bits > 8) fail("--bits must be between 2 and 8, got ", o.bits);
+  if (o.sparsity < 0 || o.sparsity >= 100) fail("--sparsity is a percentage in [0, 100), got ", o.sparsity);
+  if (o.sensitive < 0 || o.sensitive >= 100) fail("--sensitive is a percentage in [0, 100), got ", o.sensitive);
+  if (o.group_size < 0) fail("--group-size must be positive (0 = per row), got ", o.group_size);
+  auto t0 = std::chrono::steady_clock::now();
+  QuantizedModel q;
+  if (o.method == "squeezellm") q = quantize_squeezellm(model, o, sens, ctx);
+  else if (o.method == "rtn") q = quantize_rtn(model, o, ctx);
+  else if (o.method == "smoothquant+") q = quantize_smoothquant_plus(model, o, sens, calib, ctx);
+  else fail("--method '", o.method, "' is not one of squeezellm, rtn, smoothquant+");
+  q.report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  q.report["method"] = o.method;
+  return q;
+}
+
+}  // namespace sq

@@ -1,0 +1,87 @@
+// Whole-model quantization: picks a method, runs it over every linear layer of a loaded model, and
+// either installs the result in memory (to evaluate it) or writes a quantized checkpoint directory.
+//
+//   squeezellm   per-row lookup tables from Fisher-weighted k-means (+ optional dense-and-sparse) -> lut format
+//   rtn          round-to-nearest uniform: --bits 4 with a group size -> GPTQ int4 format;
+//                otherwise per row / per group uniform tables -> lut format
+//   smoothquant+ smoothing with a searched strength alpha, then group-wise int4 RTN -> GPTQ int4 format
+#pragma once
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/context.h"
+#include "formats/int4_group.h"
+#include "formats/lut.h"
+#include "model/model.h"
+
+namespace sq {
+
+class Sensitivity;
+
+struct QuantizeOptions {
+  std::string method = "squeezellm";  // squeezellm | rtn | smoothquant+
+  int bits = 3;
+  double sparsity = 0.0;    // squeezellm: percent of all quantized weights kept exact in CSR (0.45 = 0.45%)
+  double sensitive = 0.05;  // squeezellm: percent of each matrix kept by top Fisher value (when sparsity > 0)
+  int64_t group_size = 0;   // 0 = per row; smoothquant+ and int4 rtn default to 128
+  bool kmeans_exact = false;
+  uint64_t seed = 0;
+  std::string alpha = "auto";  // smoothquant+: "auto" (search), "none", or a number in [0, 1]
+  double alpha_step = 0.05;    // grid step of the search
+  bool clip_search = false;    // int4: shrink each group's range to minimise its squared error
+  bool smooth_up_down = true;  // smoothquant+: also fold scales up_proj/fc1 rows -> down_proj/fc2 columns
+  bool smooth_v_o = true;      // smoothquant+: also fold v_proj rows -> o_proj/out_proj columns
+  bool progress = true;
+};
+
+using QuantMatrix = std::variant<LutMatrix, Int4Matrix>;
+
+struct QuantizedModel {
+  std::map<std::string, QuantMatrix> linears;          // by linear prefix ("model.layers.0.mlp.up_proj")
+  std::map<std::string, std::vector<float>> replaced;  // full tensor names of changed unquantized tensors
+  nlohmann::json quant_config;                         // config.json "quantization_config"
+  nlohmann::json report;                               // method-specific figures (alpha sweep, timings)
+};
+
+// Quantizes every linear layer of `model` (which must be unquantized). `sens` supplies Fisher values
+// (squeezellm; null = uniform) and activation max |x| (smoothquant+, required). `calib` holds the
+// calibration windows the smoothquant+ alpha search scores (required for alpha=auto). `model` is
+// restored to its original weights before returning.
+QuantizedModel quantize_model(Model& model, const QuantizeOptions& opts, const Sensitivity* sens,
+                              const std::vector<std::vector<int32_t>>& calib, const ExecContext& ctx);
+
+// Swaps quantized weights and replaced tensors into a model; revert() (or destruction) puts the
+// originals back. Used to evaluate a quantized model without writing it.
+class ModelPatch {
+ public:
+  ModelPatch(Model& model, const QuantizedModel& q);
+  ~ModelPatch() { revert(); }
+  ModelPatch(const ModelPatch&) = delete;
+  ModelPatch& operator=(const ModelPatch&) = delete;
+  void revert();
+  // Keeps the patched weights for good (the model owns them from now on).
+  void commit() { linears_.clear(); vectors_.clear(); }
+
+ private:
+  std::vector<std::pair<std::unique_ptr<LinearWeight>*, std::unique_ptr<LinearWeight>>> linears_;
+  std::vector<std::pair<std::vector<float>*, std::vector<float>>> vectors_;
+};
+
+// The f32 vector of the model that holds tensor `name` (norm weights/biases, opt biases); throws if none.
+std::vector<float>* model_vector(Model& model, const std::string& name);
+std::unique_ptr<LinearWeight>* model_linear(Model& model, const std::string& prefix);
+
+// Writes a checkpoint directory like the source: config.json with quantization_config, tokenizer and
+// generation files copied, model.safetensors with quantized linears in their format and every other
+// tensor as stored (replaced tensors in their original dtype). Written to OUT.tmp.<pid> and renamed.
+void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir);
+
+// Mean over windows of each window's mean next-token cross-entropy, with the engine.
+double calibration_loss(const Model& model, const std::vector<std::vector<int32_t>>& windows, const ExecContext& ctx);
+
+}  // namespace sq
