@@ -1,0 +1,184 @@
+// Calibration throughput and memory, measured on demand (not a correctness test; skipped unless
+// SQUEEZE_CALIB_BENCH=1). Run each case in its own process so peak RSS is that case's:
+//   SQUEEZE_CALIB_BENCH=1 ./test_calib_bench --gtest_filter=CalibBench.Stories260K
+//   SQUEEZE_CALIB_BENCH=1 ./test_calib_bench --gtest_filter=CalibBench.Llama7BShape
+// The second writes (once) a LLaMA-7B-shaped checkpoint with synthetic F16 weights and 2 layers
+// (hidden 4096, intermediate 11008, 32 heads, vocab 32000; 1.3 GB) to $SQUEEZE_CALIB_BENCH_DIR
+// (default /tmp/squeeze-calib-7b2). Reports tokens/s of forward+backward, the ratio of one
+// calibration step to one forward, and peak RSS.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "calib/calibrate.h"
+#include "core/dtype.h"
+#include "io/safetensors.h"
+#include "model/names.h"
+#include "model/tokenizer.h"
+#include "test_util.h"
+
+namespace {
+
+bool enabled() {
+  const char* e = std::getenv("SQUEEZE_CALIB_BENCH");
+  return e && std::string(e) == "1";
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Timing {
+  double fwd_s, step_s;
+};
+
+// Median-free but warm: one untimed step first (page faults of the mapped weights, allocations).
+Timing time_model(sq::CalibModel<float>& m, const std::vector<std::vector<int32_t>>& wins, std::vector<float*> fisher) {
+  sq::GradSinks<float> sinks;
+  size_t i = 0;
+  for (const auto& li : m.linears()) sinks.fisher[li.prefix] = fisher[i++];
+  m.forward_backward(wins[0], sinks);
+  double t0 = now_s();
+  for (const auto& w : wins) m.forward(w);
+  double t1 = now_s();
+  for (const auto& w : wins) m.forward_backward(w, sinks);
+  double t2 = now_s();
+  return {(t1 - t0) / double(wins.size()), (t2 - t1) / double(wins.size())};
+}
+
+void report(const char* what, int64_t L, const Timing& t, int threads) {
+  std::printf("%-28s L=%-4lld threads=%d  forward %8.3f s (%7.0f tok/s)  fwd+bwd %8.3f s (%7.0f tok/s)  "
+              "step/forward %.2f  peak RSS %.0f MiB\n",
+              what, (long long)L, threads, t.fwd_s, double(L) / t.fwd_s, t.step_s, double(L) / t.step_s,
+              t.step_s / t.fwd_s, peak_rss_mb());
+}
+
+TEST(CalibBench, Stories260K) {
+  if (!enabled()) GTEST_SKIP() << "set SQUEEZE_CALIB_BENCH=1 to run";
+  const auto dir = sqtest::bundled_model();
+  const auto cfg = sq::ModelConfig::load(dir);
+  sq::Checkpoint ckpt(dir);
+  auto tok = sq::Tokenizer::load(dir, cfg.bos_id, cfg.eos_id);
+  std::vector<int32_t> toks = {int32_t(cfg.bos_id)};
+  std::ifstream in(dir / "calib.txt");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (int32_t t : tok->encode(text)) toks.push_back(t);
+  sq::CalibOptions o;
+  o.samples = 32;
+  o.seqlen = 128;
+  o.progress = false;
+  const auto wins = sq::calibration_windows(toks, o, "calib.txt", cfg.max_pos);
+  sq::ThreadPool pool(0);
+  sq::ExecContext ctx{&pool, sq::Isa::kBest};
+  const auto r = sq::calibrate(cfg, ckpt, wins, ctx, o);
+  std::printf("stories260K calibrate 32 x 128: %.3f s, %.0f tok/s (fwd+bwd), mean loss %.4f, peak RSS %.0f MiB\n",
+              r.seconds, double(r.tokens) / r.seconds, r.mean_loss, peak_rss_mb());
+  sq::CheckpointWeights src(ckpt);
+  sq::CalibModel<float> m(cfg, sq::tensor_names(cfg, ckpt), src, ctx);
+  std::vector<std::vector<float>> acc;
+  std::vector<float*> ptrs;
+  for (const auto& li : m.linears()) acc.emplace_back(size_t(li.rows * li.cols));
+  for (auto& a : acc) ptrs.push_back(a.data());
+  report("stories260K", 128, time_model(m, wins, ptrs), pool.size());
+}
+
+// Streams a safetensors file of F16 tensors with pseudo-random values (uniform ±scale) without
+// holding it in memory.
+void write_synthetic_f16(const std::filesystem::path& path, const std::vector<std::pair<std::string, std::vector<int64_t>>>& ts) {
+  nlohmann::json h = nlohmann::json::object();
+  uint64_t off = 0;
+  for (auto& [name, shape] : ts) {
+    uint64_t n = 1;
+    for (auto d : shape) n *= uint64_t(d);
+    h[name] = {{"dtype", "F16"}, {"shape", shape}, {"data_offsets", {off, off + 2 * n}}};
+    off += 2 * n;
+  }
+  std::string hs = h.dump();
+  hs.append((8 - hs.size() % 8) % 8, ' ');
+  std::ofstream out(path, std::ios::binary);
+  uint64_t hn = hs.size();
+  out.write(reinterpret_cast<const char*>(&hn), 8);
+  out.write(hs.data(), std::streamsize(hs.size()));
+  uint64_t state = 88172645463325252ull;
+  std::vector<uint16_t> buf(1 << 20);
+  // The JSON object iterates names in sorted order, as the offsets above were assigned.
+  std::map<std::string, std::vector<int64_t>> sorted(ts.begin(), ts.end());
+  for (auto& [name, shape] : sorted) {
+    uint64_t n = 1;
+    for (auto d : shape) n *= uint64_t(d);
+    const bool norm = name.find("norm") != std::string::npos;
+    while (n) {
+      const size_t k = size_t(std::min<uint64_t>(n, buf.size()));
+      for (size_t i = 0; i < k; i++) {
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        const float u = float(double(state >> 11) / double(1ull << 53)) * 2.f - 1.f;
+        buf[i] = sq::f32_to_f16(norm ? 1.0f + 0.1f * u : 0.03f * u);
+      }
+      out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(2 * k));
+      n -= k;
+    }
+  }
+  ASSERT_TRUE(out.good());
+}
+
+TEST(CalibBench, Llama7BShape) {
+  if (!enabled()) GTEST_SKIP() << "set SQUEEZE_CALIB_BENCH=1 to run";
+  const char* d = std::getenv("SQUEEZE_CALIB_BENCH_DIR");
+  const std::filesystem::path dir = d ? d : "/tmp/squeeze-calib-7b2";
+  const int64_t H = 4096, I = 11008, V = 32000, NL = 2;
+  if (!std::filesystem::exists(dir / "model.safetensors")) {
+    std::filesystem::create_directories(dir);
+    nlohmann::json cfg = {{"model_type", "llama"}, {"vocab_size", V}, {"hidden_size", H}, {"intermediate_size", I},
+                          {"num_hidden_layers", NL}, {"num_attention_heads", 32}, {"num_key_value_heads", 32},
+                          {"max_position_embeddings", 2048}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false},
+                          {"torch_dtype", "float16"}};
+    std::ofstream(dir / "config.json") << cfg.dump(2);
+    std::vector<std::pair<std::string, std::vector<int64_t>>> ts = {
+        {"model.embed_tokens.weight", {V, H}}, {"lm_head.weight", {V, H}}, {"model.norm.weight", {H}}};
+    for (int64_t i = 0; i < NL; i++) {
+      const std::string p = "model.layers." + std::to_string(i) + ".";
+      for (const char* n : {"input_layernorm", "post_attention_layernorm"}) ts.push_back({p + n + ".weight", {H}});
+      for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"})
+        ts.push_back({p + n + ".weight", {H, H}});
+      ts.push_back({p + "mlp.gate_proj.weight", {I, H}});
+      ts.push_back({p + "mlp.up_proj.weight", {I, H}});
+      ts.push_back({p + "mlp.down_proj.weight", {H, I}});
+    }
+    write_synthetic_f16(dir / "model.safetensors", ts);
+    std::printf("wrote %s\n", dir.c_str());
+  }
+  const auto cfg = sq::ModelConfig::load(dir);
+  sq::Checkpoint ckpt(dir);
+  sq::CheckpointWeights src(ckpt);
+  sq::ThreadPool pool(0);
+  sq::ExecContext ctx{&pool, sq::Isa::kBest};
+  std::printf("checkpoint %.0f MiB on disk; Fisher accumulators %.0f MiB; peak RSS before: %.0f MiB\n",
+              double(ckpt.bytes_on_disk()) / (1 << 20), double(NL * (4 * H * H + 3 * H * I)) * 4 / (1 << 20),
+              peak_rss_mb());
+  sq::CalibModel<float> m(cfg, sq::tensor_names(cfg, ckpt), src, ctx);
+  std::vector<std::vector<float>> acc;
+  std::vector<float*> ptrs;
+  for (const auto& li : m.linears()) acc.emplace_back(size_t(li.rows * li.cols));
+  for (auto& a : acc) ptrs.push_back(a.data());
+  const char* lens = std::getenv("SQUEEZE_CALIB_BENCH_LENS");
+  std::vector<int64_t> Ls = {128, 512};
+  if (lens) Ls = {std::atoll(lens)};
+  for (int64_t L : Ls) {
+    std::vector<std::vector<int32_t>> wins(2, std::vector<int32_t>(static_cast<size_t>(L)));
+    for (size_t s = 0; s < wins.size(); s++)
+      for (int64_t t = 0; t < L; t++) wins[s][size_t(t)] = int32_t((t * 7919 + int64_t(s) * 104729) % V);
+    report("llama-7B shape, 2 layers", L, time_model(m, wins, ptrs), pool.size());
+  }
+}
+
+}  // namespace
