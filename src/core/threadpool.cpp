@@ -46,22 +46,36 @@ ThreadPool::~ThreadPool() {
 
 void ThreadPool::work(int index) {
   for (;;) {
-    size_t t = next_.fetch_add(1, std::memory_order_relaxed);
-    if (t >= n_tasks_) break;
-    try {
-      (*fn_)(t, index);
-    } catch (...) {
-      std::lock_guard<std::mutex> lk(error_mu_);
-      if (!error_) error_ = std::current_exception();
-      next_.store(n_tasks_, std::memory_order_relaxed);  // skip the tasks not yet started
+    uint64_t v = counter_.load(std::memory_order_acquire);
+    Slot& s = slots_[(v >> 32) & 1];
+    const size_t n = s.n_tasks.load(std::memory_order_acquire);
+    const size_t task = size_t(v & 0xffffffffu);
+    if (task >= n) return;
+    // Succeeds only if the counter still reads v: the call that owns `s` is still in flight (it cannot
+    // finish before this task is done), so `n` and `fn` below are that call's.
+    if (!counter_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel, std::memory_order_relaxed))
+      continue;
+    if (!s.failed.load(std::memory_order_relaxed)) {
+      try {
+        (*s.fn.load(std::memory_order_acquire))(task, index);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mu_);
+        if (!error_) error_ = std::current_exception();
+        s.failed.store(true, std::memory_order_relaxed);
+      }
+    }
+    if (s.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+      std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check under mu_
+      cv_done_.notify_one();
     }
   }
 }
 
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   auto ready = [&] {
-    return stop_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen;
+    return stop_.load(std::memory_order_acquire) ||
+           uint32_t(counter_.load(std::memory_order_acquire) >> 32) != seen;
   };
   for (;;) {
     if (!spin_until(ready)) {
@@ -69,47 +83,54 @@ void ThreadPool::worker(int index) {
       cv_start_.wait(lk, ready);
     }
     if (stop_.load(std::memory_order_acquire)) return;
-    // The caller cannot start another call before this worker has decremented active_ below, so
-    // generation_ moved by exactly one.
-    seen = generation_.load(std::memory_order_acquire);
+    seen = uint32_t(counter_.load(std::memory_order_acquire) >> 32);
     work(index);
-    if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lk(mu_);  // pairs with the caller's predicate check under mu_
-      cv_done_.notify_one();
-    }
   }
 }
 
-void ThreadPool::run_serial(size_t n_tasks, const std::function<void(size_t, int)>& fn) {
-  for (size_t t = 0; t < n_tasks; t++) fn(t, 0);
-}
-
-void ThreadPool::run(size_t n_tasks, const std::function<void(size_t, int)>& fn) {
-  if (n_tasks == 0) return;
-  if (n_threads_ == 1 || n_tasks == 1) return run_serial(n_tasks, fn);
-  if (busy_.exchange(true, std::memory_order_acquire)) return run_serial(n_tasks, fn);  // re-entrant
-
-  fn_ = &fn;
-  n_tasks_ = n_tasks;
-  next_.store(0, std::memory_order_relaxed);
+void ThreadPool::run_batch(size_t n_tasks, const TaskFn& fn) {
+  generation_++;
+  Slot& s = slots_[generation_ & 1];
+  s.fn.store(&fn, std::memory_order_relaxed);
+  s.n_tasks.store(n_tasks, std::memory_order_relaxed);
+  s.done.store(0, std::memory_order_relaxed);
+  s.failed.store(false, std::memory_order_relaxed);
   error_ = nullptr;
-  active_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
-    // Under mu_ so a worker between its predicate check and its wait cannot miss the bump.
+    // Under mu_ so a worker between its predicate check and its wait cannot miss the new generation.
     std::lock_guard<std::mutex> lk(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    counter_.store(uint64_t(generation_) << 32, std::memory_order_release);
   }
   cv_start_.notify_all();
   work(0);
 
-  auto all_done = [&] { return active_.load(std::memory_order_acquire) == 0; };
+  auto all_done = [&] { return s.done.load(std::memory_order_acquire) == n_tasks; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lk(mu_);
     cv_done_.wait(lk, all_done);
   }
-  fn_ = nullptr;
-  std::exception_ptr err = std::move(error_);
-  error_ = nullptr;
+}
+
+void ThreadPool::run(size_t n_tasks, const TaskFn& fn) {
+  if (n_tasks == 0) return;
+  const bool inline_run = n_threads_ == 1 || n_tasks == 1 || busy_.exchange(true, std::memory_order_acquire);
+  if (inline_run) {  // one thread, one task, or a call nested in (or concurrent with) a running call
+    for (size_t t = 0; t < n_tasks; t++) fn(t, 0);
+    return;
+  }
+  constexpr size_t kMaxBatch = size_t(1) << 31;  // task indices share a 64-bit word with the generation
+  std::exception_ptr err;
+  for (size_t base = 0; base < n_tasks && !err; base += kMaxBatch) {
+    const size_t n = std::min(kMaxBatch, n_tasks - base);
+    if (base == 0 && n == n_tasks) {
+      run_batch(n, fn);
+    } else {
+      TaskFn shifted = [&](size_t t, int thread) { fn(base + t, thread); };
+      run_batch(n, shifted);
+    }
+    err = std::move(error_);
+    error_ = nullptr;
+  }
   busy_.store(false, std::memory_order_release);
   if (err) std::rethrow_exception(err);
 }

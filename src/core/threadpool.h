@@ -45,29 +45,37 @@ class ThreadPool {
   static constexpr int kSpinMicros = 200;
 
  private:
+  using TaskFn = std::function<void(size_t, int)>;
+  // The parameters of one call. Two slots alternate by generation parity, so a worker that wakes late
+  // for call g reads call g's slot even while the caller fills the next call's.
+  struct Slot {
+    std::atomic<const TaskFn*> fn{nullptr};
+    std::atomic<size_t> n_tasks{0};
+    std::atomic<size_t> done{0};       // tasks finished (run or skipped after a failure)
+    std::atomic<bool> failed{false};   // a task threw: skip the rest
+  };
+
   void worker(int index);
-  void work(int index);
-  void run_serial(size_t n_tasks, const std::function<void(size_t, int)>& fn);
+  void work(int index);  // claims and runs tasks of the current call until none is left
+  void run_batch(size_t n_tasks, const TaskFn& fn);
 
   int n_threads_;
   std::vector<std::thread> threads_;
 
-  // Start of a call: the caller fills fn_/n_tasks_/next_, then bumps generation_ (release) under mu_
-  // and notifies; workers see the new generation by spinning on it or from cv_start_.
-  std::mutex mu_;
-  std::condition_variable cv_start_, cv_done_;
-  std::atomic<uint64_t> generation_{0};
+  // (generation << 32) | next unclaimed task. Tasks are claimed by compare-and-swap, which fails once
+  // the caller has moved to another generation, so a late worker can never claim a task of a call
+  // other than the one whose slot it read. The caller returns when its slot's `done` reaches n_tasks,
+  // never waiting for workers that have not woken up yet.
+  std::atomic<uint64_t> counter_{0};
+  Slot slots_[2];
+  uint32_t generation_ = 0;  // the caller's (guarded by busy_)
+  std::atomic<bool> busy_{false};  // a call is in flight (re-entrant and concurrent calls run inline)
   std::atomic<bool> stop_{false};
-  std::atomic<bool> busy_{false};  // a call is in flight (guards against re-entrant calls)
-  // End of a call: each worker decrements active_ after its last task; the caller spins, then
-  // sleeps on cv_done_, until it reaches 0.
-  std::atomic<int> active_{0};
 
-  const std::function<void(size_t, int)>* fn_ = nullptr;
-  size_t n_tasks_ = 0;
-  std::atomic<size_t> next_{0};
-  std::exception_ptr error_;
+  std::mutex mu_;  // only for sleeping: cv_start_ (workers) and cv_done_ (the caller)
+  std::condition_variable cv_start_, cv_done_;
   std::mutex error_mu_;
+  std::exception_ptr error_;
 };
 
 }  // namespace sq

@@ -1,0 +1,86 @@
+#include "kernels/int4.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+
+namespace sq::kernels {
+
+namespace {
+
+constexpr size_t kRowQuantum = 4;
+constexpr size_t kMinWorkPerChunk = size_t(64) << 10;  // see kernels/lut.cpp
+
+template <class Fn>
+void split_rows(size_t rows, size_t work_per_row, ThreadPool* pool, const Fn& fn) {
+  const size_t n_quanta = (rows + kRowQuantum - 1) / kRowQuantum;
+  const size_t grain = std::max<size_t>(1, kMinWorkPerChunk / (std::max<size_t>(1, work_per_row) * kRowQuantum));
+  if (pool == nullptr || pool->size() == 1 || n_quanta <= grain) {
+    fn(size_t(0), rows);
+    return;
+  }
+  pool->parallel_for(n_quanta, grain, [&](size_t b, size_t e, int) {
+    fn(b * kRowQuantum, std::min(rows, e * kRowQuantum));
+  });
+}
+
+}  // namespace
+
+bool int4_fast_supported(const Int4Packed& w) {
+  if (w.n_groups < 1 || int64_t(w.group_begin.size()) != w.n_groups + 1) return false;
+  for (int64_t g = 1; g < w.n_groups; g++)
+    if (w.group_begin[size_t(g)] % 16 != 0) return false;
+  return true;
+}
+
+void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const ExecContext& ctx) {
+  SQ_CHECK(n >= 0, "int4 kernel: negative batch size ", n);
+  if (n == 0 || w.rows == 0) return;
+  const Isa isa = resolve_isa(ctx.isa);
+  const size_t rows = size_t(w.rows), cols = size_t(w.cols), N = size_t(n);
+  const size_t work_per_row = cols * N;
+  const Int4RowsFn* fn = nullptr;
+  if (isa != Isa::kScalar && int4_fast_supported(w)) {
+    fn = int4_hwy_kernel(isa);
+    SQ_CHECK(fn != nullptr, "int4 kernel: ISA ", isa_name(isa), " was not compiled into this build");
+  }
+  if (fn == nullptr) {  // the scalar reference, on X in stored order
+    std::vector<float> buf;
+    const float* xp = x;
+    if (!w.perm.empty()) {
+      buf.resize(N * cols);
+      for (size_t t = 0; t < N; t++)
+        for (size_t k = 0; k < cols; k++) buf[t * cols + k] = x[t * cols + size_t(w.perm[k])];
+      xp = buf.data();
+    }
+    split_rows(rows, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
+      int4_matmul_rows_ref(w, xp, n, y, int64_t(r0), int64_t(r1));
+    });
+    return;
+  }
+  // X -> block order: per 16 stored positions, the 8 even then the 8 odd (matching the low / high
+  // nibbles of 8 code bytes), act-order permutation folded in, zero padding past cols. Plus Σ x per
+  // (row of X, group) for the zero-point term.
+  const size_t cols16 = (cols + 15) / 16 * 16, G = size_t(w.n_groups);
+  std::vector<float> xq(N * cols16, 0.0f), xsum(N * G, 0.0f);
+  for (size_t t = 0; t < N; t++) {
+    const float* xt = x + t * cols;
+    float* q = xq.data() + t * cols16;
+    for (size_t k = 0; k < cols; k++) {
+      const size_t src = w.perm.empty() ? k : size_t(w.perm[k]);
+      q[(k & ~size_t(15)) + ((k & 1) << 3) + ((k & 15) >> 1)] = xt[src];
+    }
+    for (size_t g = 0; g < G; g++) {
+      float s = 0;
+      for (int32_t k = w.group_begin[g]; k < w.group_begin[g + 1]; k++)
+        s += xt[w.perm.empty() ? size_t(k) : size_t(w.perm[size_t(k)])];
+      xsum[t * G + g] = s;
+    }
+  }
+  split_rows(rows, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
+    (*fn)(w, xq.data(), cols16, xsum.data(), N, y, r0, r1);
+  });
+}
+
+}  // namespace sq::kernels

@@ -1,0 +1,42 @@
+// Fast kernels for the lookup-table weight format (formats/lut.h: SqueezeLLM / RTN tables, codes as one
+// LSB-first bit stream, optional CSR sparse part). Y[n, rows] = X[n, cols] · Wᵀ, f32 accumulation.
+//
+// lut_matmul picks the implementation from ctx.isa (kScalar: formats/lut.h's lut_matmul_ref; kAvx2 /
+// kAvx512: the Highway kernels of lut_hwy.cpp) and splits the output rows over ctx.pool. The dense
+// part D runs straight from the on-disk code stream (no repacking, no extra memory): when cols % 8 == 0
+// every row starts on a byte boundary and 8 codes are exactly `bits` bytes, so one 32-bit load, a
+// broadcast, a per-lane variable shift (0, b, .., 7b) and an 8-entry vpermps table lookup give eight
+// f32 weights. 2-bit tables are replicated to 8 entries (the lookup reads 3 index bits); 4-bit uses two
+// 8-entry tables and a blend on code bit 3. Rows that start mid-byte (cols % 8 != 0) take a slower
+// fetch (64-bit load + scalar shift) but the same lookup.
+//   n == 1 (decode): each row streams past once, 4 independent accumulators.
+//   n >= 2: a tile of 4 rows × 1024 columns is decoded once into an L1 f32 buffer and used for all n
+//           rows of X (4 × 3 register-blocked micro-kernel, as the dense kernels).
+// The sparse part is added afterwards by kernels/sparse.h, split over threads by non-zeros.
+// Fast paths cover bits 2, 3, 4 with one table per row (group_size == cols); everything else (group
+// tables, 5..8 bits) runs the scalar reference, threaded.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/context.h"
+#include "formats/lut.h"
+
+namespace sq::kernels {
+
+// True when a Highway kernel exists for this layout (bits 2..4, group_size == cols).
+bool lut_fast_supported(const LutView& v);
+
+// Y[n, rows] = X[n, cols] · Wᵀ (dense + sparse part). Y is overwritten; X, Y must not overlap.
+// Throws sq::Error for an ISA this CPU lacks. A null ctx.pool runs on the calling thread.
+void lut_matmul(const LutView& v, const float* x, int64_t n, float* y, const ExecContext& ctx);
+
+// --- internal: per-ISA kernels filled by lut_hwy.cpp ----------------------------------------------
+// Dense part only, output rows [r0, r1), all n rows of X; writes y[t*rows + r].
+using LutRowsFn = void (*)(const LutView& v, const float* x, size_t n, float* y, size_t r0, size_t r1);
+struct LutKernelTable {
+  LutRowsFn rows[3] = {nullptr, nullptr, nullptr};  // bits 2, 3, 4
+};
+const LutKernelTable* lut_hwy_table(Isa isa);  // null when `isa` was not compiled
+
+}  // namespace sq::kernels
