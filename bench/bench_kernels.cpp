@@ -10,10 +10,13 @@
 // Counters: GBps = weight bytes read per second / 1e9 (time = the kernel call alone);
 // read_GBps = a plain SIMD read of as many bytes with the same threads, interleaved with the calls;
 // bw_ratio = GBps / read_GBps (the figure to quote: both see the same machine load);
-// bw_ratio_start = GBps / the bandwidth measured once at start-up; GFLOPs for the matmul.
+// bw_ratio_start = GBps / the bandwidth measured once at start-up; GFLOPs for the matmul;
+// GBps_cpu, bw_ratio_cpu = the same from process CPU time / threads (robust on a shared machine).
 // Weights are cycled over enough copies (>= 3, >= 512 MiB) that every call reads them from DRAM, as
 // decode does layer after layer, not from the 32 MiB L3.
 #include <benchmark/benchmark.h>
+
+#include <time.h>
 
 #include <chrono>
 #include <cstdio>
@@ -81,6 +84,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// CPU time of the whole process (all pool threads), in seconds.
+double process_cpu_seconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + double(t.tv_nsec) * 1e-9;
+}
+
 // Each iteration times one kernel call on copy c (the reported time), then, untimed for the benchmark
 // but timed for bw_ratio, a plain SIMD read of copy c-1 with the same threads: the same bytes from
 // DRAM under the same conditions (this machine is shared, so bandwidth measured once up front drifts).
@@ -97,9 +107,10 @@ void BM_dense(benchmark::State& state, DType dt, Isa isa, Shape s, int64_t n, in
   const sq::ExecContext ctx{&pool, isa};
   const size_t nc = ws.copies.size();
   size_t c = 0;
-  double t_kernel = 0, t_read = 0;
+  double t_kernel = 0, t_read = 0, cpu_kernel = 0, cpu_read = 0;
   float sink = 0;
   for (auto _ : state) {
+    double c0 = process_cpu_seconds();
     auto t0 = std::chrono::steady_clock::now();
     sq::kernels::dense_matmul(dt, ws.copies[c].get(), s.rows, s.cols, x.data(), n, y.data(), ctx);
     benchmark::DoNotOptimize(y.data());
@@ -107,10 +118,13 @@ void BM_dense(benchmark::State& state, DType dt, Isa isa, Shape s, int64_t n, in
     const double tk = seconds_since(t0);
     state.SetIterationTime(tk);
     t_kernel += tk;
+    double c1 = process_cpu_seconds();
+    cpu_kernel += c1 - c0;
     t0 = std::chrono::steady_clock::now();
     sink += sq::parallel_read_sum(pool, reinterpret_cast<const float*>(ws.copies[(c + nc - 1) % nc].get()),
                                   ws.bytes / sizeof(float));
     t_read += seconds_since(t0);
+    cpu_read += process_cpu_seconds() - c1;
     c = (c + 1) % nc;
   }
   benchmark::DoNotOptimize(sink);
@@ -120,6 +134,11 @@ void BM_dense(benchmark::State& state, DType dt, Isa isa, Shape s, int64_t n, in
   state.counters["GBps"] = gbps;
   state.counters["read_GBps"] = iters * double(ws.bytes) / t_read / 1e9;
   state.counters["bw_ratio"] = t_read / t_kernel;
+  // The same from CPU time per thread: what the call would take on a machine nobody else uses (time
+  // slices lost to other processes do not count). Only meaningful while the calls keep every thread
+  // busy, as memory-bound ones do.
+  state.counters["GBps_cpu"] = iters * double(ws.bytes) / (cpu_kernel / threads) / 1e9;
+  state.counters["bw_ratio_cpu"] = cpu_read / cpu_kernel;
   if (g_bandwidth.count(threads)) state.counters["bw_ratio_start"] = gbps / g_bandwidth[threads];
   if (n > 1) state.counters["GFLOPs"] = iters * 2.0 * double(n) * double(s.rows) * double(s.cols) / t_kernel / 1e9;
 }

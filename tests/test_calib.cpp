@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <random>
 #include <set>
@@ -13,6 +14,7 @@
 #include "calib/gemm.h"
 #include "calib/model.h"
 #include "core/error.h"
+#include "formats/linear.h"
 #include "io/safetensors.h"
 #include "model/names.h"
 #include "test_calib_util.h"
@@ -25,13 +27,17 @@ using calibtest::TinySpec;
 // ---- GEMM ----------------------------------------------------------------------------------------
 
 template <typename T>
-void check_gemm(sq::Isa isa, sq::ThreadPool* pool, double tol) {
+void check_gemm(sq::Isa isa, sq::ThreadPool* pool, double tol, bool tall = false) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<double> u(-1, 1);
   // Covers: edge tiles, K over one block (256), several row blocks in one task (M > 192), rows split
-  // into groups (few column tiles), and the tall-A order (row groups > 1024, K over two blocks).
-  const int64_t shapes[][3] = {{1, 1, 1},    {5, 7, 3},     {13, 37, 300},   {100, 70, 260}, {7, 400, 33},
-                               {97, 385, 5}, {300, 50, 20}, {1100, 20, 9}, {2100, 390, 260}};
+  // into groups (few column tiles), products big enough (>= 2M multiply-adds) to be spread over the
+  // pool; `tall` adds the tall-A order (one thread: a single row group of 1030 > 1024 rows, K over
+  // two blocks).
+  std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1},    {5, 7, 3},     {13, 37, 300}, {100, 70, 260},
+                                                {7, 400, 33}, {97, 385, 5},  {300, 50, 20}, {1100, 20, 9},
+                                                {200, 700, 40}, {1500, 30, 50}};
+  if (tall) shapes = {{1030, 390, 260}};
   for (auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
     for (int layout = 0; layout < 4; layout++) {
@@ -49,17 +55,27 @@ void check_gemm(sq::Isa isa, sq::ThreadPool* pool, double tol) {
       std::vector<float> F(size_t(M * ldc), 0.25f);
       sq::calib::gemm<T>(M, N, K, ra, rb, C.data(), ldc, /*accumulate=*/layout == 3, isa, pool);
       sq::calib::gemm_square_add<T>(M, N, K, ra, rb, F.data(), ldc, isa, pool);
-      for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-          double ref = 0;
-          for (int64_t k = 0; k < K; k++) ref += double(a(i, k)) * double(b(k, j));
-          const double c0 = layout == 3 ? 0.5 : 0.0;
-          ASSERT_NEAR(double(C[size_t(i * ldc + j)]), c0 + ref, tol * (1 + std::sqrt(double(K))))
-              << M << "x" << N << "x" << K << " layout " << layout << " at " << i << "," << j;
-          // F is an f32 accumulator: f32 rounding on top of the product's own error.
-          ASSERT_NEAR(double(F[size_t(i * ldc + j)]), 0.25 + ref * ref,
-                      1e-7 * (0.25 + ref * ref) + tol * (1 + double(K)) * (1 + std::fabs(ref)));
-        }
+      // Every element of small products; for big ones a random sample plus the last row and column
+      // (the edge tiles), which keeps the naive reference cheap under sanitizers.
+      std::vector<std::pair<int64_t, int64_t>> at_ij;
+      if (M * N <= 40000) {
+        for (int64_t i = 0; i < M; i++)
+          for (int64_t j = 0; j < N; j++) at_ij.push_back({i, j});
+      } else {
+        for (int n = 0; n < 3000; n++) at_ij.push_back({int64_t(rng() % M), int64_t(rng() % N)});
+        for (int64_t i = 0; i < M; i++) at_ij.push_back({i, N - 1});
+        for (int64_t j = 0; j < N; j++) at_ij.push_back({M - 1, j});
+      }
+      for (auto [i, j] : at_ij) {
+        double ref = 0;
+        for (int64_t k = 0; k < K; k++) ref += double(a(i, k)) * double(b(k, j));
+        const double c0 = layout == 3 ? 0.5 : 0.0;
+        ASSERT_NEAR(double(C[size_t(i * ldc + j)]), c0 + ref, tol * (1 + std::sqrt(double(K))))
+            << M << "x" << N << "x" << K << " layout " << layout << " at " << i << "," << j;
+        // F is an f32 accumulator: f32 rounding on top of the product's own error.
+        ASSERT_NEAR(double(F[size_t(i * ldc + j)]), 0.25 + ref * ref,
+                    1e-7 * (0.25 + ref * ref) + tol * (1 + double(K)) * (1 + std::fabs(ref)));
+      }
       for (int64_t i = 0; i < M; i++)  // padding columns untouched
         for (int64_t j = N; j < ldc; j++) ASSERT_EQ(C[size_t(i * ldc + j)], T(0.5));
     }
@@ -70,6 +86,7 @@ TEST(CalibGemm, FloatBestIsaMatchesNaive) {
   sq::ThreadPool pool(2);
   check_gemm<float>(sq::Isa::kBest, &pool, 2e-6);
 }
+TEST(CalibGemm, FloatTallOrderMatchesNaive) { check_gemm<float>(sq::Isa::kBest, nullptr, 2e-6, true); }
 TEST(CalibGemm, FloatScalarMatchesNaive) { check_gemm<float>(sq::Isa::kScalar, nullptr, 2e-6); }
 TEST(CalibGemm, DoubleMatchesNaive) {
   sq::ThreadPool pool(2);
@@ -290,6 +307,57 @@ TEST(CalibFisher, SumsSquaredPerSequenceGradients) {
       EXPECT_LT(calibtest::rel_frob(rf.meansq[li.prefix].data(), r.meansq[li.prefix].data(), r.meansq[li.prefix].size()), 1e-5);
     }
   }
+}
+
+// ---- weight sources ------------------------------------------------------------------------------
+
+// A LinearWeight holding an f32 matrix (as a quantized format would hold its dequantized values).
+class VectorLinear : public sq::LinearWeight {
+ public:
+  VectorLinear(std::vector<float> w, int64_t rows, int64_t cols) : w_(std::move(w)) {
+    rows_ = rows;
+    cols_ = cols;
+  }
+  void matmul(const float* x, int64_t n, float* y, const sq::ExecContext&) const override {
+    for (int64_t t = 0; t < n; t++)
+      for (int64_t r = 0; r < rows_; r++) {
+        float acc = 0;
+        for (int64_t c = 0; c < cols_; c++) acc += w_[size_t(r * cols_ + c)] * x[t * cols_ + c];
+        y[t * rows_ + r] = acc;
+      }
+  }
+  void dequant_row(int64_t r, float* out) const override {
+    std::copy(w_.begin() + r * cols_, w_.begin() + (r + 1) * cols_, out);
+  }
+  size_t weight_bytes() const override { return w_.size() * 4; }
+  std::string describe() const override { return "test f32"; }
+
+ private:
+  std::vector<float> w_;
+};
+
+TEST(CalibWeights, OverlayReplacesLinearsThroughDequantRow) {
+  sqtest::TempDir tmp;
+  TinySpec s;
+  calibtest::write_tiny_model(tmp.path, s, 8);
+  Loaded m = load(tmp.path);
+  sq::ThreadPool pool(2);
+  sq::ExecContext ctx{&pool, sq::Isa::kBest};
+  const auto ids = random_ids(10, s.V, 4);
+  // Replace up_proj of layer 1 by a modified copy: the loss must equal that of the same change made
+  // through another source, and differ from the original.
+  const std::string name = "model.layers.1.mlp.up_proj.weight";
+  std::vector<float> w(size_t(s.I * s.d));
+  m.src->read_rows(name, 0, s.I, w.data());
+  w[17] += 0.25f;
+  VectorLinear lw(w, s.I, s.d);
+  sq::OverlayWeights over(*m.src, {{name, &lw}});
+  calibtest::PerturbedWeights pert(*m.src, name, 17, 0.25f);
+  const double base = sq::sequence_loss(m.cfg, m.names, *m.src, ids, ctx);
+  const double a = sq::sequence_loss(m.cfg, m.names, over, ids, ctx);
+  EXPECT_NEAR(a, sq::sequence_loss(m.cfg, m.names, pert, ids, ctx), 1e-6);
+  EXPECT_GT(std::fabs(a - base), 1e-5);
+  EXPECT_EQ(over.shape(name), (std::vector<int64_t>{s.I, s.d}));
 }
 
 // ---- windows ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -38,8 +39,16 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// CPU seconds of the whole process: on a shared machine wall time measures the neighbours too.
+double cpu_s() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
 struct Timing {
-  double fwd_s, step_s;
+  double fwd_s, step_s;          // wall per sequence
+  double fwd_cpu, step_cpu;      // CPU seconds per sequence (all threads)
 };
 
 // Median-free but warm: one untimed step first (page faults of the mapped weights, allocations).
@@ -48,19 +57,24 @@ Timing time_model(sq::CalibModel<float>& m, const std::vector<std::vector<int32_
   size_t i = 0;
   for (const auto& li : m.linears()) sinks.fisher[li.prefix] = fisher[i++];
   m.forward_backward(wins[0], sinks);
-  double t0 = now_s();
+  const double n = double(wins.size());
+  double t0 = now_s(), c0 = cpu_s();
   for (const auto& w : wins) m.forward(w);
-  double t1 = now_s();
+  double t1 = now_s(), c1 = cpu_s();
   for (const auto& w : wins) m.forward_backward(w, sinks);
-  double t2 = now_s();
-  return {(t1 - t0) / double(wins.size()), (t2 - t1) / double(wins.size())};
+  double t2 = now_s(), c2 = cpu_s();
+  return {(t1 - t0) / n, (t2 - t1) / n, (c1 - c0) / n, (c2 - c1) / n};
 }
 
+// Wall figures, then CPU-time figures: "tok/s at 1 core" = L / CPU seconds, what the threads would
+// give with the cores to themselves (times the thread count, at best).
 void report(const char* what, int64_t L, const Timing& t, int threads) {
-  std::printf("%-28s L=%-4lld threads=%d  forward %8.3f s (%7.0f tok/s)  fwd+bwd %8.3f s (%7.0f tok/s)  "
-              "step/forward %.2f  peak RSS %.0f MiB\n",
+  std::printf("%s L=%lld threads=%d\n  wall: forward %.3f s (%.1f tok/s), fwd+bwd %.3f s (%.1f tok/s), "
+              "step/forward %.2f\n  cpu:  forward %.3f s (%.1f tok/s at 1 core), fwd+bwd %.3f s (%.1f tok/s at 1 core), "
+              "step/forward %.2f\n  peak RSS %.0f MiB\n",
               what, (long long)L, threads, t.fwd_s, double(L) / t.fwd_s, t.step_s, double(L) / t.step_s,
-              t.step_s / t.fwd_s, peak_rss_mb());
+              t.step_s / t.fwd_s, t.fwd_cpu, double(L) / t.fwd_cpu, t.step_cpu, double(L) / t.step_cpu,
+              t.step_cpu / t.fwd_cpu, peak_rss_mb());
 }
 
 TEST(CalibBench, Stories260K) {

@@ -21,6 +21,11 @@
 
 using namespace sq;
 
+namespace sq {  // readable test parameters in gtest's output
+void PrintTo(Isa isa, std::ostream* os) { *os << isa_name(isa); }
+void PrintTo(DType dt, std::ostream* os) { *os << dtype_name(dt); }
+}  // namespace sq
+
 namespace {
 
 // Skips the test visibly when the CPU lacks `isa`.

@@ -42,7 +42,9 @@ struct Kernel {
 template <typename T>
 Kernel<T> pick_kernel(Isa isa) {
   if constexpr (std::is_same_v<T, float>) {
-    const Isa concrete = resolve_isa(isa);
+    // resolve_isa checks CPU support (a CPUID query, costly per call): callers in a loop pass an ISA
+    // they resolved once (CalibModel does), so only kBest is resolved here.
+    const Isa concrete = isa == Isa::kBest ? resolve_isa(isa) : isa;
     if (concrete != Isa::kScalar) {
       const detail::HwyTable* t = detail::hwy_table(concrete);
       SQ_CHECK(t != nullptr, "calibration GEMM: ISA ", isa_name(concrete), " was not compiled into this build");
@@ -124,6 +126,8 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, MatRef<T> A, MatRef<T> B, Epilog
                Isa isa, ThreadPool* pool) {
   if (M <= 0 || N <= 0) return;
   const Kernel<T> kern = pick_kernel<T>(isa);
+  // Below ~2M multiply-adds (tens of microseconds) waking the pool costs more than it saves.
+  if (M * N * std::max<int64_t>(K, 1) < (int64_t(1) << 21)) pool = nullptr;
   const int n_threads = pool ? pool->size() : 1;
   const int64_t mr = kern.mr, nr = kern.nr;
   // Blocks: an MC x KC block of A (up to 192 KiB in f32) in L2, a KC x NR sliver of B in L1.

@@ -30,7 +30,8 @@ template <typename T>
 MatRef<T> transposed(const T* p, int64_t ld) { return {p, 1, ld}; }
 
 // C[M, N] (row stride ldc) = A[M, K] · B[K, N], or += when accumulate. pool == nullptr runs on the
-// calling thread (used inside tasks that are themselves spread over the pool).
+// calling thread (used inside tasks that are themselves spread over the pool). isa: kBest, kScalar,
+// or a concrete ISA the CPU supports (resolve_isa once; it is not re-checked here).
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, MatRef<T> A, MatRef<T> B, T* C, int64_t ldc, bool accumulate,
           Isa isa, ThreadPool* pool);

@@ -72,7 +72,7 @@ struct CalibModel<T>::Impl {
   std::vector<T> dh, dm, dg, du, dn2, da, dq, dk, dv, dn1, xf, dxf, logit_blk, xs, gin, gout, tmp_out;
 
   Impl(const ModelConfig& c, const TensorNames& n, const WeightSource& s, const ExecContext& x)
-      : cfg(c), names(n), src(s), ctx(x), opt(c.arch == Arch::kOpt), d(c.hidden), H(c.n_heads), KV(c.n_kv_heads),
+      : cfg(c), names(n), src(s), ctx{x.pool, resolve_isa(x.isa)}, opt(c.arch == Arch::kOpt), d(c.hidden), H(c.n_heads), KV(c.n_kv_heads),
         hd(c.head_dim), qd(c.n_heads * c.head_dim), kvd(c.n_kv_heads * c.head_dim), I(c.intermediate),
         V(c.vocab_size), n_layers(c.n_layers) {
     if (opt && !cfg.opt_pre_norm)

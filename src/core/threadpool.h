@@ -32,8 +32,9 @@ class ThreadPool {
 
   // Calls fn(task, thread_index) for task in [0, n_tasks); the caller's thread takes part as index 0.
   // Tasks are handed out dynamically (an atomic counter), so uneven tasks balance themselves.
-  // Returns when all tasks are done. Exceptions in tasks are rethrown here (the first one; the tasks
-  // not yet started are skipped).
+  // Returns when all tasks are done; it never waits for a worker that has not woken up yet (the
+  // caller runs the unclaimed tasks itself). Exceptions in tasks are rethrown here (the first one;
+  // the tasks not yet started are skipped).
   // A call made while the pool is already running one (from inside a task, or from another thread)
   // runs its tasks serially on the calling thread, as thread index 0, instead of deadlocking.
   void run(size_t n_tasks, const std::function<void(size_t task, int thread)>& fn);

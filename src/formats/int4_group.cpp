@@ -9,6 +9,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "kernels/int4.h"
 
 namespace sq {
 
@@ -298,15 +299,8 @@ Int4Linear::Int4Linear(Int4Packed p) : p_(std::move(p)) {
 }
 
 void Int4Linear::matmul(const float* x, int64_t n, float* y, const ExecContext& ctx) const {
-  if (n <= 0) return;
-  std::vector<float> buf;
-  const float* xp = permute_input(p_, x, n, buf);
-  // Fast ISA kernels plug in here (dispatch on ctx.isa); kScalar and the fallback are this loop.
-  auto rows_fn = [&](size_t b, size_t e, int) { int4_matmul_rows_ref(p_, xp, n, y, int64_t(b), int64_t(e)); };
-  if (!ctx.pool) return rows_fn(0, size_t(rows_), 0);
-  // At least ~32K multiply-adds per chunk so the wake-up cost stays small.
-  size_t grain = size_t(std::max<int64_t>(1, 32768 / std::max<int64_t>(1, cols_ * n)));
-  ctx.pool->parallel_for(size_t(rows_), grain, rows_fn);
+  // ISA dispatch and threading live in kernels/int4.h (kScalar runs int4_matmul_rows_ref).
+  kernels::int4_matmul(p_, x, n, y, ctx);
 }
 
 void Int4Linear::dequant_row(int64_t r, float* out) const { int4_dequant_row_ref(p_, r, out); }

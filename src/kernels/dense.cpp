@@ -39,9 +39,9 @@ void rows_ref(const void* w, size_t cols, const float* x, size_t n, float* y, si
   }
 }
 
-// Output rows per scheduling unit: the SIMD kernels work on 8 (matvec) or 4 rows at a time, so chunk
-// boundaries on multiples of 8 keep every chunk but the last free of single-row remainders, and make
-// the row tiles (hence every result, bit for bit) independent of the thread count.
+// Output rows per scheduling unit: the SIMD kernels work on 8 (matvec) or 4 rows at a time, so chunks
+// of a multiple of 8 rows leave few single-row remainders. (Results do not depend on the split: every
+// kernel computes each row's sum with the same sequence of operations wherever the row lands.)
 constexpr size_t kRowQuantum = 8;
 // Below this many multiply-adds per chunk, splitting costs more than it saves (a hand-off to a
 // spinning worker is ~1 µs; 64 Ki MACs take several µs even on one AVX2 core).

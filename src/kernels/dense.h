@@ -6,8 +6,8 @@
 // reference below; kAvx2 / kAvx512: the Highway kernels of dense_hwy.cpp compiled for that target;
 // kBest: the best the CPU has) and splits the output rows over ctx.pool.
 //   n <= 3 (decode): each weight row is converted to f32 in registers as it streams past and used for
-//                    all n rows of X; 8 (n = 1) or 4 rows side by side, one accumulator per row and
-//                    row of X. Memory bound: runs at the read bandwidth.
+//                    all n rows of X; 8 (n = 1) or 4 rows from as many long sequential streams, one
+//                    accumulator per row and row of X. Memory bound: runs near the read bandwidth.
 //   n >= 4 (prompt): a tile of 4 weight rows × 1024 columns is converted once into an L1 buffer and
 //                    used for every row of X (a 4×3 register-blocked micro-kernel). Compute bound.
 #pragma once

@@ -8,6 +8,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "eval/perplexity.h"
+#include "formats/dense.h"
 #include "io/safetensors.h"
 #include "model/session.h"
 
@@ -48,9 +49,12 @@ ModelPatch::ModelPatch(Model& model, const QuantizedModel& q) {
         [](const auto& m) -> std::unique_ptr<LinearWeight> {
           using T = std::decay_t<decltype(m)>;
           if constexpr (std::is_same_v<T, LutMatrix>) return make_lut_linear(m);
-          else return make_int4_linear(m);
+          else if constexpr (std::is_same_v<T, Int4Matrix>) return make_int4_linear(m);
+          else return make_dense_linear_f32(m.values, m.rows, m.cols, m.dtype);
         },
         qm);
+    SQ_CHECK(w->rows() == (*slot)->rows() && w->cols() == (*slot)->cols(), "replacement for linear '", prefix,
+             "' is [", w->rows(), ", ", w->cols(), "], the model's is [", (*slot)->rows(), ", ", (*slot)->cols(), "]");
     std::swap(*slot, w);
     linears_.emplace_back(slot, std::move(w));
   }
@@ -105,6 +109,16 @@ std::vector<uint8_t> encode_floats(const std::vector<float>& v, DType dtype) {
 
 }  // namespace
 
+nlohmann::json autogptq_quantize_config(const nlohmann::json& qc) {
+  // The fields of AutoGPTQ's BaseQuantizeConfig (it warns about any other key, e.g. squeeze's provenance).
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* k : {"bits", "group_size", "damp_percent", "desc_act", "static_groups", "sym", "true_sequential",
+                        "model_name_or_path", "model_file_base_name", "quant_method", "checkpoint_format"})
+    if (qc.contains(k)) out[k] = qc[k];
+  if (!out.contains("model_name_or_path")) out["model_name_or_path"] = nullptr;
+  return out;
+}
+
 void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir) {
   namespace fs = std::filesystem;
   check_output_directory(out_dir);
@@ -142,16 +156,27 @@ void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const
     std::visit(
         [&](const auto& m) {
           using T = std::decay_t<decltype(m)>;
-          if constexpr (std::is_same_v<T, LutMatrix>) write_lut_linear(w, prefix, m);
-          else write_int4_linear(w, prefix, m);
+          if constexpr (std::is_same_v<T, LutMatrix>) {
+            write_lut_linear(w, prefix, m);
+          } else if constexpr (std::is_same_v<T, Int4Matrix>) {
+            write_int4_linear(w, prefix, m);
+          } else {
+            SQ_CHECK(int64_t(m.values.size()) == m.rows * m.cols, "dense replacement for '", prefix, "' has ",
+                     m.values.size(), " values, expected ", m.rows, " x ", m.cols);
+            auto bytes = encode_floats(m.values, m.dtype);  // add() copies
+            w.add(prefix + ".weight", m.dtype, {m.rows, m.cols}, bytes.data(), bytes.size());
+          }
         },
         qm);
   w.set_metadata("format", "pt");
   w.write(tmp / "model.safetensors");
 
   nlohmann::json cfg = src.cfg.raw;
-  cfg["quantization_config"] = q.quant_config;
+  if (q.quant_config.is_null()) cfg.erase("quantization_config");  // e.g. smoothing only: a dense model
+  else cfg["quantization_config"] = q.quant_config;
   write_file_atomic(tmp / "config.json", cfg.dump(2) + "\n");
+  if (q.quant_config.is_object() && q.quant_config.value("quant_method", "") == "gptq")
+    write_file_atomic(tmp / "quantize_config.json", autogptq_quantize_config(q.quant_config).dump(2) + "\n");
   for (const char* f : {"tokenizer.model", "tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
                         "special_tokens_map.json", "generation_config.json"})
     if (fs::exists(src.dir / f, ec)) {
@@ -182,6 +207,7 @@ QuantizedModel quantize_model(Model& model, const QuantizeOptions& o, const Sens
   if (o.sparsity < 0 || o.sparsity >= 100) fail("--sparsity is a percentage in [0, 100), got ", o.sparsity);
   if (o.sensitive < 0 || o.sensitive >= 100) fail("--sensitive is a percentage in [0, 100), got ", o.sensitive);
   if (o.group_size < 0) fail("--group-size must be positive (0 = per row), got ", o.group_size);
+  if (o.smooth_only && o.method != "smoothquant+") fail("smoothing only applies to --method smoothquant+, not ", o.method);
   auto t0 = std::chrono::steady_clock::now();
   QuantizedModel q;
   if (o.method == "squeezellm") q = quantize_squeezellm(model, o, sens, ctx);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/context.h"
+#include "core/dtype.h"
 #include "formats/int4_group.h"
 #include "formats/lut.h"
 #include "model/model.h"
@@ -36,10 +37,21 @@ struct QuantizeOptions {
   bool clip_search = false;    // int4: shrink each group's range to minimise its squared error
   bool smooth_up_down = true;  // smoothquant+: also fold scales up_proj/fc1 rows -> down_proj/fc2 columns
   bool smooth_v_o = true;      // smoothquant+: also fold v_proj rows -> o_proj/out_proj columns
+  bool smooth_only = false;    // smoothquant+: smooth but keep the weights dense f32 (DenseMatrix); a
+                               // check of the folds (the model's function must not change), not a format
   bool progress = true;
 };
 
-using QuantMatrix = std::variant<LutMatrix, Int4Matrix>;
+// A linear kept dense after a transformation (smoothing without quantization): W [rows, cols]
+// row-major f32, installed in memory as f32 and written to a checkpoint as `prefix.weight` in `dtype`
+// (F32 keeps it bit-exact; F16/BF16 round to nearest even).
+struct DenseMatrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> values;  // [rows * cols]
+  DType dtype = DType::F32;
+};
+
+using QuantMatrix = std::variant<LutMatrix, Int4Matrix, DenseMatrix>;
 
 struct QuantizedModel {
   std::map<std::string, QuantMatrix> linears;          // by linear prefix ("model.layers.0.mlp.up_proj")
@@ -76,10 +88,18 @@ class ModelPatch {
 std::vector<float>* model_vector(Model& model, const std::string& name);
 std::unique_ptr<LinearWeight>* model_linear(Model& model, const std::string& prefix);
 
-// Writes a checkpoint directory like the source: config.json with quantization_config, tokenizer and
-// generation files copied, model.safetensors with quantized linears in their format and every other
-// tensor as stored (replaced tensors in their original dtype). Written to OUT.tmp.<pid> and renamed.
+// Writes a checkpoint directory like the source: config.json with quantization_config (left out when
+// q.quant_config is null), tokenizer and generation files copied, model.safetensors with quantized
+// linears in their format, DenseMatrix linears as `prefix.weight` in their dtype and every other
+// tensor as stored (replaced tensors in their original dtype). A GPTQ checkpoint also gets
+// quantize_config.json (autogptq_quantize_config) for AutoGPTQ's from_quantized. Written to
+// OUT.tmp.<pid> and renamed.
 void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir);
+
+// AutoGPTQ's quantize_config.json for a GPTQ "quantization_config": only BaseQuantizeConfig's fields
+// (bits, group_size, damp_percent, desc_act, static_groups, sym, true_sequential, model_name_or_path,
+// model_file_base_name, quant_method, checkpoint_format), so AutoGPTQ reads it without warnings.
+nlohmann::json autogptq_quantize_config(const nlohmann::json& quant_config);
 
 // Mean over windows of each window's mean next-token cross-entropy, with the engine.
 double calibration_loss(const Model& model, const std::vector<std::vector<int32_t>>& windows, const ExecContext& ctx);

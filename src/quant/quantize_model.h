@@ -6,7 +6,8 @@
 
 namespace sq {
 
-// SmoothQuant+: smoothing at strength alpha (nullopt = none) then int4 RTN of every linear.
+// SmoothQuant+: smoothing at strength alpha (nullopt = none) then int4 RTN of every linear (or, with
+// o.smooth_only, the smoothed weights as DenseMatrix f32 and a null quant_config).
 QuantizedModel smoothquant_at(Model& m, const QuantizeOptions& o, const Sensitivity& sens, std::optional<double> alpha,
                               const ExecContext& ctx);
 // The alpha search (or one given alpha); report holds the sweep and the chosen alpha.

@@ -112,24 +112,30 @@ QuantizedModel smoothquant_at(Model& m, const QuantizeOptions& o, const Sensitiv
     }
     for (size_t j = 0; j < lin.size(); j++) {
       const auto& w = *lin[j].second;
-      q.linears.emplace(lin[j].first, quantize_int4_rtn(W[j].data(), w->rows(), w->cols(), int(group), o.clip_search, ctx));
+      if (o.smooth_only)
+        q.linears.emplace(lin[j].first, DenseMatrix{w->rows(), w->cols(), std::move(W[j]), DType::F32});
+      else
+        q.linears.emplace(lin[j].first,
+                          quantize_int4_rtn(W[j].data(), w->rows(), w->cols(), int(group), o.clip_search, ctx));
     }
   }
-  q.quant_config = gptq_quantization_config(int(group), false, false);
+  // Smoothing alone leaves a dense model: no quantization_config (null is left out of config.json).
+  if (!o.smooth_only) q.quant_config = gptq_quantization_config(int(group), false, false);
   return q;
 }
 
 QuantizedModel quantize_smoothquant_plus(Model& m, const QuantizeOptions& o, const Sensitivity* sens,
                                          const std::vector<std::vector<int32_t>>& calib, const ExecContext& ctx) {
   if (!sens) fail("--method smoothquant+ needs activation statistics: give --sensitivity FILE or --calib FILE");
-  SQ_CHECK(o.bits == 4, "--method smoothquant+ writes 4-bit GPTQ checkpoints; --bits ", o.bits, " is not supported");
+  SQ_CHECK(o.smooth_only || o.bits == 4, "--method smoothquant+ writes 4-bit GPTQ checkpoints; --bits ", o.bits, " is not supported");
   // Candidates: no smoothing, then alpha on the grid (or the one alpha asked for).
   std::vector<std::optional<double>> cands;
   if (o.alpha == "auto") {
     SQ_CHECK(o.alpha_step > 0 && o.alpha_step <= 1, "--alpha-step must be in (0, 1]");
     cands.push_back(std::nullopt);
     int steps = int(std::lround(1.0 / o.alpha_step));
-    for (int k = 0; k <= steps; k++) cands.push_back(std::min(1.0, k * o.alpha_step));
+    // Rounded to 1e-9 so the grid reads 0.3, not 0.30000000000000004, in reports and config.json.
+    for (int k = 0; k <= steps; k++) cands.push_back(std::min(1.0, std::round(k * o.alpha_step * 1e9) / 1e9));
     if (calib.empty()) fail("--alpha auto scores each candidate on calibration windows: give --calib FILE");
   } else if (o.alpha == "none") {
     cands.push_back(std::nullopt);
@@ -162,8 +168,10 @@ QuantizedModel quantize_smoothquant_plus(Model& m, const QuantizeOptions& o, con
   }
   bar.finish();
   best.report["alpha_sweep"] = sweep;
-  best.quant_config["squeeze_method"] = "smoothquant+";
-  best.quant_config["squeeze_alpha"] = best.report["alpha"];
+  if (!o.smooth_only) {
+    best.quant_config["squeeze_method"] = "smoothquant+";
+    best.quant_config["squeeze_alpha"] = best.report["alpha"];
+  }
   return best;
 }
 

@@ -1,0 +1,292 @@
+// Quantized kernels (kernels/lut.h, kernels/int4.h, kernels/sparse.h): every fast path against the
+// scalar references of formats/lut.h and formats/int4_group.h (which are themselves checked against an
+// independent float64 product of the dequantized matrix), on shapes that are not multiples of the
+// vector width, packing unit or group size; every ISA this CPU has; 1-, 2- and 3-thread pools.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/context.h"
+#include "core/dtype.h"
+#include "core/threadpool.h"
+#include "formats/int4_group.h"
+#include "formats/lut.h"
+#include "kernels/int4.h"
+#include "kernels/lut.h"
+#include "kernels/sparse.h"
+
+using namespace sq;
+
+namespace {
+
+constexpr int64_t kCols[] = {1, 7, 31, 64, 129, 172, 1000};
+constexpr int64_t kRows[] = {1, 3, 65};
+constexpr int64_t kBatch[] = {1, 2, 5, 64, 67};
+
+// ||a - b||₂ / ||b||₂ (b all zero: ||a||₂).
+double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); i++) {
+    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
+    den += double(b[i]) * double(b[i]);
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+std::vector<float> random_x(int64_t n, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> x(size_t(n * cols));
+  for (auto& v : x) v = g(rng);
+  return x;
+}
+
+// Y = X · Wᵀ in float64 from a dequantized W [rows, cols].
+std::vector<float> product_f64(const std::vector<float>& w, int64_t rows, int64_t cols, const std::vector<float>& x,
+                               int64_t n) {
+  std::vector<float> y(size_t(n * rows));
+  for (int64_t t = 0; t < n; t++)
+    for (int64_t r = 0; r < rows; r++) {
+      double s = 0;
+      for (int64_t c = 0; c < cols; c++) s += double(w[size_t(r * cols + c)]) * double(x[size_t(t * cols + c)]);
+      y[size_t(t * rows + r)] = float(s);
+    }
+  return y;
+}
+
+// A random lookup-table matrix: sorted random F16 tables, uniform codes, and (sparse_frac > 0) random
+// sparse positions with large exact values (outliers), concentrated in the first rows so that
+// balancing by non-zeros differs from balancing by rows.
+LutMatrix random_lut(int64_t rows, int64_t cols, int bits, int64_t group_size, double sparse_frac,
+                     std::mt19937& rng) {
+  LutMatrix m;
+  m.rows = rows;
+  m.cols = cols;
+  m.bits = bits;
+  m.group_size = group_size;
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> code(0, (1 << bits) - 1);
+  m.codes.resize(size_t(rows * cols));
+  for (auto& c : m.codes) c = uint8_t(code(rng));
+  m.lut.resize(size_t(rows * m.n_groups() * m.levels()));
+  for (auto& t : m.lut) t = f32_to_f16(u(rng) * 0.1f);
+  if (sparse_frac > 0) {
+    std::bernoulli_distribution pick_hot(std::min(1.0, sparse_frac * 4)), pick_cold(sparse_frac / 4);
+    m.indptr.push_back(0);
+    for (int64_t r = 0; r < rows; r++) {
+      const bool hot = r < std::max<int64_t>(1, rows / 4);
+      for (int64_t c = 0; c < cols; c++)
+        if (hot ? pick_hot(rng) : pick_cold(rng)) {
+          m.indices.push_back(int32_t(c));
+          m.values.push_back(u(rng) * 4.0f);
+        }
+      m.indptr.push_back(int32_t(m.indices.size()));
+    }
+    if (m.values.empty()) m.indptr.clear();
+  }
+  return m;
+}
+
+// A random int4 matrix; act_order: g_idx is the natural i / g assignment shuffled.
+Int4Matrix random_int4(int64_t rows, int64_t cols, int64_t group_size, bool act_order, std::mt19937& rng) {
+  Int4Matrix m;
+  m.rows = rows;
+  m.cols = cols;
+  m.group_size = group_size;
+  const int64_t G = m.n_groups();
+  std::uniform_int_distribution<int> code(0, 15), zero(1, 15);
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  m.q.resize(size_t(rows * cols));
+  for (auto& q : m.q) q = uint8_t(code(rng));
+  m.zeros.resize(size_t(G * rows));
+  for (auto& z : m.zeros) z = uint8_t(zero(rng));
+  m.scales.resize(size_t(G * rows));
+  for (auto& s : m.scales) s = f32_to_f16(scale(rng));
+  if (act_order) {
+    m.g_idx.resize(size_t(cols));
+    for (int64_t c = 0; c < cols; c++) m.g_idx[size_t(c)] = group_size == -1 ? 0 : int32_t(c / group_size);
+    std::shuffle(m.g_idx.begin(), m.g_idx.end(), rng);
+  }
+  return m;
+}
+
+class QuantKernels : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!isa_supported(GetParam()))
+      GTEST_SKIP() << "SKIPPED: this CPU does not support " << isa_name(GetParam()) << "; not tested";
+  }
+};
+
+std::string param_name(const ::testing::TestParamInfo<Isa>& info) { return isa_name(info.param); }
+
+// Every fast LUT path (bits 2/3/4, dense-only and dense+sparse) equals lut_matmul_ref, and gives the same
+// bits with 1, 2 and 3 threads.
+TEST_P(QuantKernels, LutMatchesReference) {
+  const Isa isa = GetParam();
+  std::mt19937 rng(1234);
+  ThreadPool p1(1), p2(2), p3(3);
+  int cases = 0;
+  for (int bits : {2, 3, 4})
+    for (double sp : {0.0, 0.02})
+      for (int64_t cols : kCols)
+        for (int64_t rows : kRows) {
+          LutMatrix m = random_lut(rows, cols, bits, cols, sp, rng);
+          auto lin = make_lut_linear(m);
+          const LutView v = static_cast<const LutLinear&>(*lin).view();
+          ASSERT_TRUE(kernels::lut_fast_supported(v));
+          for (int64_t n : kBatch) {
+            const std::vector<float> x = random_x(n, cols, rng);
+            std::vector<float> ref(size_t(n * rows)), y1(ref.size(), NAN), y2(ref.size(), NAN), y3(ref.size(), NAN);
+            lut_matmul_ref(v, x.data(), n, ref.data(), 0, rows);
+            kernels::lut_matmul(v, x.data(), n, y1.data(), ExecContext{&p1, isa});
+            kernels::lut_matmul(v, x.data(), n, y2.data(), ExecContext{&p2, isa});
+            lin->matmul(x.data(), n, y3.data(), ExecContext{&p3, isa});
+            const std::string what = "bits " + std::to_string(bits) + " sparse " + std::to_string(v.nnz) + " [" +
+                                     std::to_string(rows) + ", " + std::to_string(cols) + "] n " + std::to_string(n);
+            ASSERT_LE(rel_err(y1, ref), 1e-5) << what;
+            ASSERT_EQ(y1, y2) << what << ": 1 vs 2 threads";
+            ASSERT_EQ(y1, y3) << what << ": 1 vs 3 threads";
+            cases++;
+          }
+        }
+  EXPECT_EQ(cases, 3 * 2 * 7 * 3 * 5);
+}
+
+// The references the fast paths are held to agree with an independent float64 product.
+TEST(QuantKernelsRef, ReferencesMatchFloat64) {
+  std::mt19937 rng(7);
+  for (int bits : {2, 3, 4}) {
+    LutMatrix m = random_lut(65, 172, bits, 172, 0.02, rng);
+    auto lin = make_lut_linear(m);
+    const std::vector<float> x = random_x(5, 172, rng);
+    std::vector<float> y(5 * 65);
+    lut_matmul_ref(static_cast<const LutLinear&>(*lin).view(), x.data(), 5, y.data(), 0, 65);
+    EXPECT_LE(rel_err(y, product_f64(lut_dequantize(m), 65, 172, x, 5)), 1e-5) << "bits " << bits;
+  }
+  Int4Matrix m = random_int4(65, 172, 32, true, rng);
+  auto lin = make_int4_linear(m);
+  const std::vector<float> x = random_x(5, 172, rng);
+  std::vector<float> y(5 * 65);
+  int4_matmul_ref(static_cast<const Int4Linear&>(*lin).packed(), x.data(), 5, y.data());
+  EXPECT_LE(rel_err(y, product_f64(lin->dequantize(), 65, 172, x, 5)), 1e-5);
+}
+
+// int4 groups: g 32 / 128 / -1, with and without act-order, plus g 24 (group starts not on 16-column
+// blocks: the reference fallback) against int4_matmul_ref; 1/2/3 threads give the same bits.
+TEST_P(QuantKernels, Int4MatchesReference) {
+  const Isa isa = GetParam();
+  std::mt19937 rng(99);
+  ThreadPool p1(1), p2(2), p3(3);
+  for (int64_t g : {int64_t(32), int64_t(128), int64_t(-1), int64_t(24)})
+    for (bool act : {false, true})
+      for (int64_t cols : kCols)
+        for (int64_t rows : kRows) {
+          Int4Matrix m = random_int4(rows, cols, g, act, rng);
+          auto lin = make_int4_linear(m);
+          const Int4Packed& p = static_cast<const Int4Linear&>(*lin).packed();
+          if (g % 16 == 0 || g == -1) {
+            ASSERT_TRUE(kernels::int4_fast_supported(p)) << "g " << g;
+          }
+          for (int64_t n : kBatch) {
+            const std::vector<float> x = random_x(n, cols, rng);
+            std::vector<float> ref(size_t(n * rows)), y1(ref.size(), NAN), y2(ref.size(), NAN), y3(ref.size(), NAN);
+            int4_matmul_ref(p, x.data(), n, ref.data());
+            kernels::int4_matmul(p, x.data(), n, y1.data(), ExecContext{&p1, isa});
+            kernels::int4_matmul(p, x.data(), n, y2.data(), ExecContext{&p2, isa});
+            lin->matmul(x.data(), n, y3.data(), ExecContext{&p3, isa});
+            const std::string what = "g " + std::to_string(g) + (act ? " act-order" : "") + " [" +
+                                     std::to_string(rows) + ", " + std::to_string(cols) + "] n " + std::to_string(n);
+            ASSERT_LE(rel_err(y1, ref), 1e-5) << what;
+            ASSERT_EQ(y1, y2) << what << ": 1 vs 2 threads";
+            ASSERT_EQ(y1, y3) << what << ": 1 vs 3 threads";
+          }
+        }
+}
+
+// Layouts without a fast kernel (group tables, 5..8 bits) still dispatch to the reference.
+TEST_P(QuantKernels, LutFallbackLayouts) {
+  const Isa isa = GetParam();
+  std::mt19937 rng(5);
+  ThreadPool p2(2);
+  struct Case {
+    int bits;
+    int64_t group;
+  };
+  for (Case c : {Case{4, 32}, Case{3, 64}, Case{5, 129}, Case{8, 129}}) {
+    LutMatrix m = random_lut(65, 129, c.bits, c.group, 0.02, rng);
+    auto lin = make_lut_linear(m);
+    const LutView v = static_cast<const LutLinear&>(*lin).view();
+    EXPECT_FALSE(kernels::lut_fast_supported(v) && c.group < 129);
+    for (int64_t n : {int64_t(1), int64_t(5)}) {
+      const std::vector<float> x = random_x(n, 129, rng);
+      std::vector<float> ref(size_t(n * 65)), y(ref.size(), NAN);
+      lut_matmul_ref(v, x.data(), n, ref.data(), 0, 65);
+      lin->matmul(x.data(), n, y.data(), ExecContext{&p2, isa});
+      EXPECT_LE(rel_err(y, ref), 1e-5) << "bits " << c.bits << " g " << c.group << " n " << n;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, QuantKernels, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512), param_name);
+
+// Row ranges for the sparse part carry about equal non-zeros, not equal rows.
+TEST(SparseKernel, SplitBalancesNonZeros) {
+  // 1000 rows: the first 10 hold 100 non-zeros each, the rest 1 each (1000 + 990 = 1990).
+  std::vector<int32_t> indptr{0};
+  for (int r = 0; r < 1000; r++) indptr.push_back(indptr.back() + (r < 10 ? 100 : 1));
+  for (int parts : {1, 2, 3, 7}) {
+    const std::vector<int64_t> b = kernels::split_rows_by_nnz(indptr.data(), 1000, parts);
+    ASSERT_EQ(b.size(), size_t(parts) + 1);
+    EXPECT_EQ(b.front(), 0);
+    EXPECT_EQ(b.back(), 1000);
+    for (int i = 0; i < parts; i++) {
+      ASSERT_LE(b[size_t(i)], b[size_t(i) + 1]);
+      const int64_t nnz = indptr[size_t(b[size_t(i) + 1])] - indptr[size_t(b[size_t(i)])];
+      EXPECT_LE(nnz, 1990 / parts + 100) << "part " << i << " of " << parts;  // at most one row over
+    }
+  }
+  // Two parts: equal rows would give 1495 / 495; by non-zeros the split is near 995 each.
+  const std::vector<int64_t> b = kernels::split_rows_by_nnz(indptr.data(), 1000, 2);
+  EXPECT_LT(b[1], 20);
+  // No non-zeros at all: valid, monotone boundaries.
+  std::vector<int32_t> empty(11, 0);
+  const std::vector<int64_t> e = kernels::split_rows_by_nnz(empty.data(), 10, 3);
+  EXPECT_TRUE(std::is_sorted(e.begin(), e.end()));
+  EXPECT_EQ(e.back(), 10);
+}
+
+// csr_add_matmul adds exactly the sparse product, threaded or not.
+TEST(SparseKernel, AddsSparseProduct) {
+  std::mt19937 rng(3);
+  const int64_t rows = 300, cols = 77, n = 3;
+  std::vector<int32_t> indptr{0}, indices;
+  std::vector<float> vals;
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t c = 0; c < cols; c++)
+      if ((r < 30 && c % 2 == 0) || (c == r % cols)) {
+        indices.push_back(int32_t(c));
+        vals.push_back(u(rng));
+      }
+    indptr.push_back(int32_t(indices.size()));
+  }
+  const std::vector<float> x = random_x(n, cols, rng);
+  std::vector<float> dense(size_t(rows * cols), 0.0f);
+  for (int64_t r = 0; r < rows; r++)
+    for (int32_t j = indptr[size_t(r)]; j < indptr[size_t(r) + 1]; j++) dense[size_t(r * cols + indices[j])] = vals[j];
+  std::vector<float> want = product_f64(dense, rows, cols, x, n);
+  for (auto& w : want) w += 1.0f;
+  ThreadPool p3(3);
+  for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &p3}) {
+    std::vector<float> y(size_t(n * rows), 1.0f);
+    kernels::csr_add_matmul(rows, cols, indptr.data(), indices.data(), vals.data(), x.data(), n, y.data(), pool);
+    EXPECT_LE(rel_err(y, want), 1e-6);
+  }
+}
+
+}  // namespace
