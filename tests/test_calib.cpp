@@ -37,10 +37,10 @@ void check_gemm(sq::Isa isa, sq::ThreadPool* pool, double tol, bool tall = false
   std::vector<std::array<int64_t, 3>> shapes = {{1, 1, 1},    {5, 7, 3},     {13, 37, 300}, {100, 70, 260},
                                                 {7, 400, 33}, {97, 385, 5},  {300, 50, 20}, {1100, 20, 9},
                                                 {200, 700, 40}, {1500, 30, 50}};
-  if (tall) shapes = {{1030, 390, 260}};
+  if (tall) shapes = {{1030, 390, 257}};
   for (auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
-    for (int layout = 0; layout < 4; layout++) {
+    for (int layout = 0; layout < 4; layout += tall ? 3 : 1) {  // tall: A row-major and dYᵀ-like A
       const bool at = layout & 1, bt = layout & 2;
       std::vector<T> A(size_t(M * K)), B(size_t(K * N));
       for (auto& x : A) x = T(u(rng));

@@ -287,7 +287,7 @@ LutView LutLinear::view() const {
 }
 
 void LutLinear::matmul(const float* x, int64_t n, float* y, const ExecContext& ctx) const {
-  // ISA dispatch and threading live in kernels/lut.h (kScalar runs lut_matmul_ref).
+  // ISA dispatch and threading live in kernels/lut.h (kScalar runs lut_matmul_ref over row ranges).
   kernels::lut_matmul(view(), x, n, y, ctx);
 }
 

@@ -96,6 +96,7 @@ class LutLinear final : public LinearWeight {
             std::vector<uint16_t> lut, std::vector<int32_t> indptr, std::vector<int32_t> indices,
             std::vector<float> values, DType values_dtype, const std::string& what = "lut matrix");
 
+  // Dispatches on ctx.isa through kernels/lut.h (kScalar: lut_matmul_ref), split over ctx.pool.
   void matmul(const float* x, int64_t n, float* y, const ExecContext& ctx) const override;
   void dequant_row(int64_t r, float* out) const override;
   // Packed codes + F16 tables + CSR (indptr, indices, values at their stored width).

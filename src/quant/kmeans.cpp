@@ -72,18 +72,25 @@ void sort_order(std::span<const float> x, std::vector<uint32_t>& order) {
   if (n < 1024) {
     std::sort(a.begin(), a.end());
   } else {
+    // All three digit histograms in one pass, then three stable scatters.
     std::vector<uint64_t> tmp(n);
-    std::vector<uint32_t> count(2048);
-    for (int shift : {32, 43, 54}) {
-      std::fill(count.begin(), count.end(), 0);
-      for (uint64_t v : a) count[(v >> shift) & 2047]++;
+    std::vector<uint32_t> count(3 * 2048, 0);
+    for (uint64_t v : a) {
+      count[(v >> 32) & 2047]++;
+      count[2048 + ((v >> 43) & 2047)]++;
+      count[4096 + ((v >> 54) & 2047)]++;
+    }
+    for (int pass = 0; pass < 3; pass++) {
+      uint32_t* cnt = count.data() + 2048 * pass;
+      const int shift = 32 + 11 * pass;
+      if (cnt[(a[0] >> shift) & 2047] == n) continue;  // one digit value: the pass would not move anything
       uint32_t sum = 0;
-      for (uint32_t& c : count) {
-        uint32_t t = c;
-        c = sum;
+      for (int d = 0; d < 2048; d++) {
+        uint32_t t = cnt[d];
+        cnt[d] = sum;
         sum += t;
       }
-      for (uint64_t v : a) tmp[count[(v >> shift) & 2047]++] = v;
+      for (uint64_t v : a) tmp[cnt[(v >> shift) & 2047]++] = v;
       a.swap(tmp);
     }
   }
