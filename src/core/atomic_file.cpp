@@ -92,4 +92,25 @@ void replace_directory(const std::filesystem::path& tmp, const std::filesystem::
   }
 }
 
+AtomicDirectory::AtomicDirectory(const std::filesystem::path& target) : target_(target) {
+  namespace fs = std::filesystem;
+  check_output_directory(target_);
+  tmp_ = target_;
+  tmp_ += cat(".tmp.", ::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp_, ec);  // a leftover of an earlier process with the same pid
+  if (!fs::create_directory(tmp_, ec)) fail(target_.string(), ": cannot create output directory: ", ec.message());
+}
+
+AtomicDirectory::~AtomicDirectory() {
+  if (committed_) return;
+  std::error_code ec;
+  std::filesystem::remove_all(tmp_, ec);
+}
+
+void AtomicDirectory::commit() {
+  replace_directory(tmp_, target_);
+  committed_ = true;
+}
+
 }  // namespace sq

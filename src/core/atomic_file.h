@@ -38,4 +38,23 @@ namespace sq {
 void replace_directory(const std::filesystem::path& tmp, const std::filesystem::path& target);
 // Refuses, before any work, a target that replace_directory would refuse.
 void check_output_directory(const std::filesystem::path& target);
+
+// An output directory built under "<target>.tmp.<pid>" (the parent must exist) and moved onto the
+// target by commit(); destroyed with everything in it if commit() is never reached. The constructor
+// refuses, before any work, a target that replace_directory would refuse.
+class AtomicDirectory {
+ public:
+  explicit AtomicDirectory(const std::filesystem::path& target);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  const std::filesystem::path& path() const { return tmp_; }  // write the files here
+  std::filesystem::path operator/(const std::filesystem::path& name) const { return tmp_ / name; }
+  void commit();  // replace_directory(path(), target)
+
+ private:
+  std::filesystem::path target_, tmp_;
+  bool committed_ = false;
+};
 }  // namespace sq

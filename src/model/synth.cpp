@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
@@ -50,7 +51,12 @@ size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path&
   if (o.layers > 0) s.layers = o.layers;
   if (o.hidden > 0) s.hidden = o.hidden;
   if (o.intermediate > 0) s.inter = o.intermediate;
-  if (o.heads > 0) s.heads = s.kv_heads = o.heads;
+  if (o.heads > 0) {  // keeps the real model's query heads per KV head (GQA), at least one KV head
+    const int64_t per_kv = s.heads / s.kv_heads;
+    s.heads = o.heads;
+    s.kv_heads = std::max<int64_t>(1, o.heads / per_kv);
+    SQ_CHECK(s.heads % s.kv_heads == 0, "synth: ", s.heads, " heads cannot share ", s.kv_heads, " KV heads");
+  }
   if (o.vocab > 0) s.vocab = o.vocab;
   SQ_CHECK(o.dtype == DType::F16 || o.dtype == DType::BF16 || o.dtype == DType::F32, "--dtype must be f16, bf16 or f32");
   const bool opt = s.model_type == "opt";
@@ -106,20 +112,8 @@ size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path&
   hs.append((8 - hs.size() % 8) % 8, ' ');
   uint64_t hn = hs.size();
 
-  check_output_directory(out_dir);
+  AtomicDirectory tmp(out_dir);
   std::error_code ec;
-  fs::path tmp = out_dir;
-  tmp += cat(".tmp.", ::getpid());
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directories(tmp, ec)) fail(out_dir.string(), ": cannot create directory: ", ec.message());
-  struct Cleanup {
-    fs::path p;
-    bool armed = true;
-    ~Cleanup() {
-      std::error_code e;
-      if (armed) fs::remove_all(p, e);
-    }
-  } cleanup{tmp};
   {
     AtomicFile f(tmp / "model.safetensors");
     f.write(&hn, 8);
@@ -195,8 +189,7 @@ size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path&
     fs::copy_file(o.tokenizer, tmp / "tokenizer.model", ec);
     if (ec) fail(o.tokenizer, ": cannot copy tokenizer: ", ec.message());
   }
-  replace_directory(tmp, out_dir);
-  cleanup.armed = false;
+  tmp.commit();
   return total + 8 + hn;
 }
 

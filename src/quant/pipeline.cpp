@@ -121,20 +121,8 @@ nlohmann::json autogptq_quantize_config(const nlohmann::json& qc) {
 
 void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir) {
   namespace fs = std::filesystem;
-  check_output_directory(out_dir);
+  AtomicDirectory tmp(out_dir);
   std::error_code ec;
-  fs::path tmp = out_dir;
-  tmp += cat(".tmp.", ::getpid());
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec)) fail(out_dir.string(), ": cannot create output directory: ", ec.message());
-  struct Cleanup {
-    fs::path p;
-    bool armed = true;
-    ~Cleanup() {
-      std::error_code e;
-      if (armed) fs::remove_all(p, e);
-    }
-  } cleanup{tmp};
 
   SafetensorsWriter w;
   const Checkpoint& ck = *src.ckpt;
@@ -183,8 +171,7 @@ void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const
       fs::copy_file(src.dir / f, tmp / f, fs::copy_options::overwrite_existing, ec);
       if (ec) fail(out_dir.string(), ": cannot copy ", f, ": ", ec.message());
     }
-  replace_directory(tmp, out_dir);
-  cleanup.armed = false;
+  tmp.commit();
 }
 
 }  // namespace sq
