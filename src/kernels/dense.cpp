@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/split_rows.h"
 
 namespace sq::kernels {
 
@@ -39,13 +40,8 @@ void rows_ref(const void* w, size_t cols, const float* x, size_t n, float* y, si
   }
 }
 
-// Output rows per scheduling unit: the SIMD kernels work on 8 (matvec) or 4 rows at a time, so chunks
-// of a multiple of 8 rows leave few single-row remainders. (Results do not depend on the split: every
-// kernel computes each row's sum with the same sequence of operations wherever the row lands.)
+// Output rows per scheduling unit: the SIMD kernels work on 8 (matvec) or 4 rows at a time.
 constexpr size_t kRowQuantum = 8;
-// Below this many multiply-adds per chunk, splitting costs more than it saves (a hand-off to a
-// spinning worker is ~1 µs; 64 Ki MACs take several µs even on one AVX2 core).
-constexpr size_t kMinMacsPerChunk = size_t(64) << 10;
 
 }  // namespace
 
@@ -87,17 +83,7 @@ void dense_matmul(DType wt, const void* w, int64_t rows, int64_t cols, const flo
       dense_rows_ref(wt, w, size_t(cols), x, size_t(n), y, size_t(rows), r0, r1);
   };
 
-  const size_t R = size_t(rows);
-  const size_t macs_per_row = std::max<size_t>(1, size_t(cols) * size_t(n));
-  const size_t n_quanta = (R + kRowQuantum - 1) / kRowQuantum;
-  const size_t grain = std::max<size_t>(1, kMinMacsPerChunk / (macs_per_row * kRowQuantum));
-  if (ctx.pool == nullptr || ctx.pool->size() == 1 || n_quanta <= grain) {
-    run_rows(0, R);
-    return;
-  }
-  ctx.pool->parallel_for(n_quanta, grain, [&](size_t b, size_t e, int) {
-    run_rows(b * kRowQuantum, std::min(R, e * kRowQuantum));
-  });
+  split_rows(size_t(rows), kRowQuantum, size_t(cols) * size_t(n), ctx.pool, run_rows);
 }
 
 }  // namespace sq::kernels

@@ -4,26 +4,13 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/split_rows.h"
 
 namespace sq::kernels {
 
 namespace {
 
-constexpr size_t kRowQuantum = 4;
-constexpr size_t kMinWorkPerChunk = size_t(64) << 10;  // see kernels/lut.cpp
-
-template <class Fn>
-void split_rows(size_t rows, size_t work_per_row, ThreadPool* pool, const Fn& fn) {
-  const size_t n_quanta = (rows + kRowQuantum - 1) / kRowQuantum;
-  const size_t grain = std::max<size_t>(1, kMinWorkPerChunk / (std::max<size_t>(1, work_per_row) * kRowQuantum));
-  if (pool == nullptr || pool->size() == 1 || n_quanta <= grain) {
-    fn(size_t(0), rows);
-    return;
-  }
-  pool->parallel_for(n_quanta, grain, [&](size_t b, size_t e, int) {
-    fn(b * kRowQuantum, std::min(rows, e * kRowQuantum));
-  });
-}
+constexpr size_t kRowQuantum = 4;  // rows per tile of the int4 kernels
 
 }  // namespace
 
@@ -54,7 +41,7 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
         for (size_t k = 0; k < cols; k++) buf[t * cols + k] = x[t * cols + size_t(w.perm[k])];
       xp = buf.data();
     }
-    split_rows(rows, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
+    split_rows(rows, kRowQuantum, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
       int4_matmul_rows_ref(w, xp, n, y, int64_t(r0), int64_t(r1));
     });
     return;
@@ -78,7 +65,7 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
       xsum[t * G + g] = s;
     }
   }
-  split_rows(rows, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
+  split_rows(rows, kRowQuantum, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
     (*fn)(w, xq.data(), cols16, xsum.data(), N, y, r0, r1);
   });
 }
