@@ -106,101 +106,31 @@ void RowsDirect(const WT* w, size_t cols, const float* x, float* y, size_t ldy, 
 
 // ---- prompt path (n >= 4): convert a weight tile once, reuse it for every row of X ------------------
 
-constexpr size_t kTileRows = 4;    // weight rows per tile (R of the micro-kernel)
-constexpr size_t kTileCols = 1024;  // columns per tile: 4 × 1024 f32 = 16 KiB, stays in L1
-// Rows of X per micro-kernel call: R*C accumulators + C x vectors + 1 weight vector must fit the
-// register file (16 vectors on AVX2: 12 + 3 + 1; AVX-512 has 32).
-constexpr size_t kXRows = HWY_TARGET == HWY_AVX3 ? 4 : 3;
+#include "kernels/tile_hwy-inl.h"
 
-// out[c*R + i] = Σ_{k < kvec} wb[i*kTileCols + k] · x[c*ldx + k]; wb is the aligned f32 tile, kvec a
-// multiple of the vector length.
-template <size_t R, size_t C>
-HWY_INLINE void BufTile(const float* HWY_RESTRICT wb, const float* HWY_RESTRICT x, size_t ldx, size_t kvec,
-                        float* HWY_RESTRICT out) {
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  VF acc[R * C];
-  for (size_t t = 0; t < R * C; t++) acc[t] = hn::Zero(df);
-  for (size_t k = 0; k < kvec; k += N) {
-    VF xv[C];
-    for (size_t c = 0; c < C; c++) xv[c] = hn::LoadU(df, x + c * ldx + k);
-    for (size_t i = 0; i < R; i++) {
-      const VF wv = hn::Load(df, wb + i * kTileCols + k);
-      for (size_t c = 0; c < C; c++) acc[i * C + c] = hn::MulAdd(wv, xv[c], acc[i * C + c]);
-    }
-  }
-  for (size_t c = 0; c < C; c++)
-    for (size_t i = 0; i < R; i++) out[c * R + i] = hn::GetLane(hn::SumOfLanes(df, acc[i * C + c]));
-}
-
-// X blocks up to this size stay in L2 (512 KiB per core on Zen 3, 1-2 MiB on Intel) next to the tile.
-constexpr size_t kXL2Bytes = size_t(192) << 10;
-
+// Converts W[r, k0 .. k0 + kb) to f32 for tile::RowsBuffered.
 template <class WT>
-void RowsBuffered(const WT* w, size_t cols, const float* x, size_t n, float* y, size_t ldy, size_t r0,
-                  size_t r1) {
-  constexpr size_t R = kTileRows, KB = kTileCols, C = kXRows;
-  const DF df;
-  const size_t N = hn::Lanes(df);
-  HWY_ALIGN float wb[R * KB];
-  float out[R * C];
-
-  // Converts W[r.., k0..k0+kb) into wb, then runs every row of X against it; the first column block
-  // of a row tile writes Y, later ones add to it.
-  auto tile = [&](size_t r, size_t k0) HWY_ATTR {
-    const size_t kb = std::min(KB, cols - k0), kvec = kb - kb % N;
-    const size_t nr = std::min(R, r1 - r);
-    for (size_t i = 0; i < R; i++) {
-      float* dst = wb + i * KB;
-      if (i >= nr) {  // rows past the end: zeros, their outputs are dropped
-        std::fill(dst, dst + kb, 0.0f);
-        continue;
-      }
-      const WT* src = w + (r + i) * cols + k0;
-      size_t k = 0;
-      for (; k < kvec; k += N) hn::Store(LoadW(df, src + k), df, dst + k);
-      for (; k < kb; k++) dst[k] = ElemW(src + k);
-    }
-    for (size_t j = 0; j < n; j += C) {
-      const size_t c_here = std::min(C, n - j);
-      const float* xj = x + j * cols + k0;
-      switch (c_here) {
-        case 1: BufTile<R, 1>(wb, xj, cols, kvec, out); break;
-        case 2: BufTile<R, 2>(wb, xj, cols, kvec, out); break;
-        case 3: BufTile<R, 3>(wb, xj, cols, kvec, out); break;
-        default: BufTile<R, C>(wb, xj, cols, kvec, out); break;
-      }
-      for (size_t c = 0; c < c_here; c++) {
-        for (size_t i = 0; i < nr; i++) {
-          float s = out[c * R + i];
-          for (size_t k = kvec; k < kb; k++) s += wb[i * KB + k] * xj[c * cols + k];
-          float& dst = y[(j + c) * ldy + r + i];
-          dst = k0 == 0 ? s : dst + s;
-        }
-      }
-    }
-  };
-
-  if (n * cols * sizeof(float) <= kXL2Bytes) {
-    // All of X fits in L2: walk W in memory order (4 sequential row streams, as in the decode path).
-    for (size_t r = r0; r < r1; r += R)
-      for (size_t k0 = 0; k0 < cols; k0 += KB) tile(r, k0);
-  } else {
-    // Column blocks outermost: the X block (n × 1024 f32, 256 KiB for n = 64) stays in L2 while this
-    // thread's rows stream past. W is then read in 4 × 1024-element pieces a row stride apart, which the
-    // hardware prefetchers do not follow, so the next tile's pieces are prefetched by hand.
-    for (size_t k0 = 0; k0 < cols; k0 += KB) {
-      const size_t piece_bytes = std::min(KB, cols - k0) * sizeof(WT);
-      for (size_t r = r0; r < r1; r += R) {
-        for (size_t i = 0; i < R && r + R + i < r1; i++) {
-          const char* p = reinterpret_cast<const char*>(w + (r + R + i) * cols + k0);
-          for (size_t b = 0; b < piece_bytes; b += 64) hwy::Prefetch(p + b);
-        }
-        tile(r, k0);
-      }
+struct DenseDecode {
+  const WT* w;
+  size_t cols;
+  HWY_INLINE void operator()(size_t r, size_t k0, size_t kb, float* dst) const {
+    const DF df;
+    const size_t N = hn::Lanes(df), kvec = kb - kb % N;
+    const WT* src = w + r * cols + k0;
+    size_t k = 0;
+    for (; k < kvec; k += N) hn::Store(LoadW(df, src + k), df, dst + k);
+    for (; k < kb; k++) dst[k] = ElemW(src + k);
+  }
+  // With column blocks outermost, W is read in 4 × 1024-element pieces a row stride apart, which the
+  // hardware prefetchers do not follow: fetch the next tile's pieces by hand.
+  HWY_INLINE void prefetch(size_t r, size_t k0) const {
+    const size_t piece_bytes = std::min(tile::kTileCols, cols - k0) * sizeof(WT);
+    for (size_t i = 0; i < tile::kTileRows; i++) {
+      const char* p = reinterpret_cast<const char*>(w + (r + i) * cols + k0);
+      for (size_t b = 0; b < piece_bytes; b += 64) hwy::Prefetch(p + b);
     }
   }
-}
+};
 
 template <class WT>
 void Rows(const void* w, size_t cols, const float* x, size_t n, float* y, size_t ldy, size_t r0, size_t r1) {
@@ -210,7 +140,7 @@ void Rows(const void* w, size_t cols, const float* x, size_t n, float* y, size_t
     case 1: return RowsDirect<1>(wt, cols, x, y, ldy, r0, r1);
     case 2: return RowsDirect<2>(wt, cols, x, y, ldy, r0, r1);
     case 3: return RowsDirect<3>(wt, cols, x, y, ldy, r0, r1);
-    default: return RowsBuffered(wt, cols, x, n, y, ldy, r0, r1);
+    default: return tile::RowsBuffered(cols, x, cols, n, y, ldy, r0, r1, DenseDecode<WT>{wt, cols});
   }
 }
 

@@ -32,76 +32,7 @@ using VF = hn::Vec<DF>;
 using VU = hn::Vec<DU>;
 constexpr size_t kN = 8;  // lanes of DF (both targets)
 
-// ---- shared: tile of decoded weights × all rows of X (n >= 2) ----------------------------------------
-
-constexpr size_t kTileRows = 4;     // weight rows per tile
-constexpr size_t kTileCols = 1024;  // columns per tile: 4 × 1024 f32 = 16 KiB, stays in L1
-constexpr size_t kXRows = 3;        // rows of X per micro-kernel: 12 accumulators + 3 x + 1 w <= 16 regs
-// X blocks up to this size stay in L2 next to the tile; larger X is walked in column blocks.
-constexpr size_t kXL2Bytes = size_t(192) << 10;
-
-// out[c*4 + i] = Σ_{k < kvec} wb[i*kTileCols + k] · x[c*ldx + k]; kvec a multiple of 8.
-template <size_t C>
-HWY_INLINE void BufTile(const float* HWY_RESTRICT wb, const float* HWY_RESTRICT x, size_t ldx, size_t kvec,
-                        float* HWY_RESTRICT out) {
-  const DF df;
-  VF acc[kTileRows * C];
-  for (size_t t = 0; t < kTileRows * C; t++) acc[t] = hn::Zero(df);
-  for (size_t k = 0; k < kvec; k += kN) {
-    VF xv[C];
-    for (size_t c = 0; c < C; c++) xv[c] = hn::LoadU(df, x + c * ldx + k);
-    for (size_t i = 0; i < kTileRows; i++) {
-      const VF wv = hn::Load(df, wb + i * kTileCols + k);
-      for (size_t c = 0; c < C; c++) acc[i * C + c] = hn::MulAdd(wv, xv[c], acc[i * C + c]);
-    }
-  }
-  for (size_t c = 0; c < C; c++)
-    for (size_t i = 0; i < kTileRows; i++) out[c * kTileRows + i] = hn::GetLane(hn::SumOfLanes(df, acc[i * C + c]));
-}
-
-// Output rows [r0, r1) of Y[n, ldy] = X[n, len] (row stride ldx) · Wᵀ, where decode(r, k0, kb, dst)
-// writes W[r, k0 .. k0 + kb) as f32 to dst (it may write up to the next multiple of 8 past kb).
-// Each 4 × 1024 tile is decoded once and used for every row of X.
-template <class Decode>
-void RowsBuffered(size_t len, const float* x, size_t ldx, size_t n, float* y, size_t ldy, size_t r0, size_t r1,
-                  const Decode& decode) {
-  constexpr size_t R = kTileRows, KB = kTileCols, C = kXRows;
-  HWY_ALIGN float wb[R * KB];
-  float out[R * C];
-  auto tile = [&](size_t r, size_t k0) HWY_ATTR {
-    const size_t kb = std::min(KB, len - k0), kvec = kb - kb % kN;
-    const size_t nr = std::min(R, r1 - r);
-    for (size_t i = 0; i < R; i++) {
-      if (i < nr)
-        decode(r + i, k0, kb, wb + i * KB);
-      else  // rows past the end: zeros, their outputs are dropped
-        std::fill(wb + i * KB, wb + i * KB + kb, 0.0f);
-    }
-    for (size_t j = 0; j < n; j += C) {
-      const size_t c_here = std::min(C, n - j);
-      const float* xj = x + j * ldx + k0;
-      switch (c_here) {
-        case 1: BufTile<1>(wb, xj, ldx, kvec, out); break;
-        case 2: BufTile<2>(wb, xj, ldx, kvec, out); break;
-        default: BufTile<C>(wb, xj, ldx, kvec, out); break;
-      }
-      for (size_t c = 0; c < c_here; c++)
-        for (size_t i = 0; i < nr; i++) {
-          float s = out[c * R + i];
-          for (size_t k = kvec; k < kb; k++) s += wb[i * KB + k] * xj[c * ldx + k];
-          float& dst = y[(j + c) * ldy + r + i];
-          dst = k0 == 0 ? s : dst + s;
-        }
-    }
-  };
-  if (n * len * sizeof(float) <= kXL2Bytes) {
-    for (size_t r = r0; r < r1; r += R)
-      for (size_t k0 = 0; k0 < len; k0 += KB) tile(r, k0);
-  } else {  // X column block (n × 1024 f32) stays in L2 while this thread's rows pass
-    for (size_t k0 = 0; k0 < len; k0 += KB)
-      for (size_t r = r0; r < r1; r += R) tile(r, k0);
-  }
-}
+#include "kernels/tile_hwy-inl.h"
 
 // ---- lookup tables ------------------------------------------------------------------------------------
 
@@ -225,6 +156,7 @@ struct LutDecodeSeg {
     for (size_t u = 0; u * 8 < kb; u++, bit += 8 * B)
       hn::Store(Decode8<B>(FetchBits(v.qcodes, total, bit), lo, hi, k.shifts, k.shl), df, dst + 8 * u);
   }
+  void prefetch(size_t, size_t) const {}  // codes are small; the hardware prefetcher keeps up
 };
 
 template <int B>
@@ -232,7 +164,7 @@ void LutRows(const LutView& v, const float* x, size_t n, float* y, size_t r0, si
   if (n == 1) return LutMatvec<B>(v, x, y, r0, r1);
   const size_t cols = size_t(v.cols);
   const LutDecodeSeg<B> dec{v, packed_code_bytes(size_t(v.rows) * cols, B), LutConsts<B>()};
-  RowsBuffered(cols, x, cols, n, y, size_t(v.rows), r0, r1, dec);
+  tile::RowsBuffered(cols, x, cols, n, y, size_t(v.rows), r0, r1, dec);
 }
 
 void LutRows2(const LutView& v, const float* x, size_t n, float* y, size_t r0, size_t r1) {
@@ -324,12 +256,13 @@ struct Int4DecodeSeg {
       hn::Store(hn::Mul(hn::Sub(hi, z), s), df, dst + 16 * b - k0 + 8);
     }
   }
+  void prefetch(size_t, size_t) const {}
 };
 
 void Int4Rows(const Int4Packed& w, const float* xq, size_t cols16, const float* xsum, size_t n, float* y, size_t r0,
               size_t r1) {
   if (n == 1) return Int4Matvec(w, xq, xsum, y, r0, r1);
-  RowsBuffered(cols16, xq, cols16, n, y, size_t(w.rows), r0, r1, Int4DecodeSeg{w});
+  tile::RowsBuffered(cols16, xq, cols16, n, y, size_t(w.rows), r0, r1, Int4DecodeSeg{w});
 }
 
 #endif  // SQ_HWY_KERNEL_TARGET
