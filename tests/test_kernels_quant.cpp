@@ -24,7 +24,9 @@ using namespace sq;
 
 namespace {
 
-constexpr int64_t kCols[] = {1, 7, 31, 64, 129, 172, 1000};
+// 1000 and 1300: several lane blocks (64/128/256 columns) plus a partial one; 1300 spans two 1024-column
+// tiles of the prompt path.
+constexpr int64_t kCols[] = {1, 7, 31, 64, 129, 172, 1000, 1300};
 constexpr int64_t kRows[] = {1, 3, 65};
 constexpr int64_t kBatch[] = {1, 2, 5, 64, 67};
 
@@ -154,20 +156,21 @@ TEST_P(QuantKernels, LutMatchesReference) {
             cases++;
           }
         }
-  EXPECT_EQ(cases, 3 * 2 * 7 * 3 * 5);
+  EXPECT_EQ(cases, 3 * 2 * 8 * 3 * 5);
 }
 
 // The references the fast paths are held to agree with an independent float64 product.
 TEST(QuantKernelsRef, ReferencesMatchFloat64) {
   std::mt19937 rng(7);
-  for (int bits : {2, 3, 4}) {
-    LutMatrix m = random_lut(65, 172, bits, 172, 0.02, rng);
-    auto lin = make_lut_linear(m);
-    const std::vector<float> x = random_x(5, 172, rng);
-    std::vector<float> y(5 * 65);
-    lut_matmul_ref(static_cast<const LutLinear&>(*lin).view(), x.data(), 5, y.data(), 0, 65);
-    EXPECT_LE(rel_err(y, product_f64(lut_dequantize(m), 65, 172, x, 5)), 1e-5) << "bits " << bits;
-  }
+  for (int bits : {2, 3, 4})
+    for (int64_t cols : {int64_t(172), int64_t(1000)}) {  // lut_dequantize reads the unpacked codes
+      LutMatrix m = random_lut(65, cols, bits, cols, 0.02, rng);
+      auto lin = make_lut_linear(m);
+      const std::vector<float> x = random_x(5, cols, rng);
+      std::vector<float> y(size_t(5 * 65));
+      lut_matmul_ref(static_cast<const LutLinear&>(*lin).view(), x.data(), 5, y.data(), 0, 65);
+      EXPECT_LE(rel_err(y, product_f64(lut_dequantize(m), 65, cols, x, 5)), 1e-5) << "bits " << bits;
+    }
   Int4Matrix m = random_int4(65, 172, 32, true, rng);
   auto lin = make_int4_linear(m);
   const std::vector<float> x = random_x(5, 172, rng);

@@ -241,6 +241,32 @@ TEST(LutFormat, DescribeBytesAndBitsPerWeight) {
   EXPECT_EQ(sl->weight_bytes(), size_t(100 * 200 * 3 / 8 + 100 * 8 * 2 + 101 * 4 + 90 * 4 + 90 * 2));
 }
 
+// The in-memory lane layout holds every code where formats/lut.h says, pads with code 0, and is as
+// small as the stream when cols is a multiple of the block.
+TEST(LutFormat, LaneLayoutRoundTrip) {
+  Rng rng(11);
+  for (int bits : {2, 3, 4})
+    for (int64_t cols : {int64_t(1), int64_t(8), int64_t(63), int64_t(256), int64_t(300), int64_t(11008)}) {
+      const int64_t rows = 3;
+      std::vector<uint8_t> codes(size_t(rows * cols));
+      for (auto& c : codes) c = uint8_t(rng.below(1u << bits));
+      const std::vector<uint32_t> w = sq::pack_lanes(codes.data(), rows, cols, bits);
+      const int64_t wpr = sq::lane_words_per_row(cols, bits), bc = sq::lane_block_cols(bits);
+      ASSERT_EQ(int64_t(w.size()), rows * wpr);
+      if (cols % bc == 0) EXPECT_EQ(size_t(rows * wpr * 4), sq::packed_code_bytes(size_t(rows * cols), bits));
+      for (int64_t r = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++)
+          ASSERT_EQ(sq::lane_code(w.data() + r * wpr, bits, c), codes[size_t(r * cols + c)])
+              << bits << "-bit, cols " << cols << ", [" << r << ", " << c << "]";
+        for (int64_t c = cols; c < (cols + bc - 1) / bc * bc; c++)
+          ASSERT_EQ(sq::lane_code(w.data() + r * wpr, bits, c), 0u) << "padding, " << bits << "-bit, col " << c;
+      }
+    }
+  const uint8_t bad = 8;
+  EXPECT_THROW(sq::pack_lanes(&bad, 1, 1, 3), sq::Error);
+  EXPECT_THROW(sq::pack_lanes(&bad, 1, 1, 5), sq::Error);
+}
+
 using Tensors = std::map<std::string, std::pair<sq::DType, std::vector<uint8_t>>>;
 using Shapes = std::map<std::string, std::vector<int64_t>>;
 

@@ -195,11 +195,66 @@ void write_lut_linear(SafetensorsWriter& w, const std::string& prefix, const Lut
   }
 }
 
+// ---- lane-interleaved codes -----------------------------------------------------------------------
+
+bool lane_layout_supported(int bits, int64_t cols, int64_t group_size) {
+  return bits >= 2 && bits <= 4 && group_size == cols && cols > 0;
+}
+int64_t lane_block_cols(int bits) { return bits == 4 ? 64 : bits == 2 ? 128 : 256; }
+int64_t lane_block_words(int bits) { return bits == 3 ? 24 : 8; }
+int64_t lane_words_per_row(int64_t cols, int bits) {
+  const int64_t bc = lane_block_cols(bits);
+  return (cols + bc - 1) / bc * lane_block_words(bits);
+}
+
+std::vector<uint32_t> pack_lanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits) {
+  SQ_CHECK(bits >= 2 && bits <= 4, "lane layout: ", bits, "-bit codes are not supported");
+  const int64_t bc = lane_block_cols(bits), bw = lane_block_words(bits), wpr = lane_words_per_row(cols, bits);
+  std::vector<uint32_t> out(size_t(rows * wpr), 0);
+  for (int64_t r = 0; r < rows; r++) {
+    const uint8_t* cr = codes + r * cols;
+    for (int64_t c = 0; c < cols; c++) {
+      uint32_t* blk = out.data() + r * wpr + (c / bc) * bw;
+      const int64_t off = c % bc, t = off / 8, j = off % 8;
+      const uint32_t q = cr[c];
+      SQ_CHECK(q < (1u << bits), "lane layout: code ", q, " does not fit in ", bits, " bits");
+      if (bits != 3) {
+        blk[j] |= q << (bits * t);
+      } else if (t < 30) {
+        blk[8 * (t / 10) + j] |= q << (3 * (t % 10));
+      } else {  // the 6-bit value e = code30 | code31 << 3, two bits in the top of each of the 3 words
+        const uint32_t e = q << (3 * (t - 30));
+        blk[j] |= (e & 3u) << 30;
+        blk[8 + j] |= ((e >> 2) & 3u) << 30;
+        blk[16 + j] |= ((e >> 4) & 3u) << 30;
+      }
+    }
+  }
+  return out;
+}
+
+uint32_t lane_code(const uint32_t* row, int bits, int64_t c) {
+  const int64_t bc = lane_block_cols(bits);
+  const uint32_t* blk = row + (c / bc) * lane_block_words(bits);
+  const int64_t off = c % bc, t = off / 8, j = off % 8;
+  const uint32_t mask = (1u << bits) - 1;
+  if (bits != 3) return (blk[j] >> (bits * t)) & mask;
+  if (t < 30) return (blk[8 * (t / 10) + j] >> (3 * (t % 10))) & 7u;
+  const uint32_t e = (blk[j] >> 30) | (blk[8 + j] >> 30) << 2 | (blk[16 + j] >> 30) << 4;
+  return (e >> (3 * (t - 30))) & 7u;
+}
+
 // ---- scalar references -------------------------------------------------------------------------
 
 void lut_decode_row_ref(const LutView& v, int64_t r, float* out) {
   const int64_t L = int64_t(1) << v.bits, ng = v.n_groups();
   float table[256];
+  if (v.lanes != nullptr) {  // one table per row (lane_layout_supported)
+    const uint32_t* row = v.lanes + r * lane_words_per_row(v.cols, v.bits);
+    for (int64_t q = 0; q < L; q++) table[q] = f16_to_f32(v.lut[r * L + q]);
+    for (int64_t c = 0; c < v.cols; c++) out[c] = table[lane_code(row, v.bits, c)];
+    return;
+  }
   BitReader br(v.qcodes, size_t(r) * size_t(v.cols), v.bits);
   for (int64_t g = 0; g < ng; g++) {
     const uint16_t* t = v.lut + (r * ng + g) * L;
@@ -266,6 +321,17 @@ LutLinear::LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, s
       uint32_t code = code_at(qcodes_.data(), size_t(r) * size_t(cols) + size_t(c), bits);
       deltas_[j] = values_[j] - f16_to_f32(lut_[size_t((r * ng + c / group_size) << bits) + code]);
     }
+  if (lane_layout_supported(bits, cols, group_size)) {
+    std::vector<uint8_t> row(static_cast<size_t>(cols), 0);
+    lanes_.assign(size_t(rows * lane_words_per_row(cols, bits)), 0);
+    const int64_t wpr = lane_words_per_row(cols, bits);
+    for (int64_t r = 0; r < rows; r++) {  // row by row, so the unpacked codes stay small
+      unpack_codes(qcodes_.data(), size_t(r) * size_t(cols), size_t(cols), bits, row.data());
+      const std::vector<uint32_t> w = pack_lanes(row.data(), 1, cols, bits);
+      std::copy(w.begin(), w.end(), lanes_.begin() + r * wpr);
+    }
+    std::vector<uint8_t>().swap(qcodes_);
+  }
 }
 
 LutView LutLinear::view() const {
@@ -274,7 +340,10 @@ LutView LutLinear::view() const {
   v.cols = cols_;
   v.group_size = group_size_;
   v.bits = bits_;
-  v.qcodes = qcodes_.data();
+  if (lanes_.empty())
+    v.qcodes = qcodes_.data();
+  else
+    v.lanes = lanes_.data();
   v.lut = lut_.data();
   v.nnz = int64_t(values_.size());
   if (v.nnz > 0) {
@@ -297,7 +366,9 @@ void LutLinear::dequant_row(int64_t r, float* out) const {
 }
 
 size_t LutLinear::weight_bytes() const {
-  size_t b = qcodes_.size() + lut_.size() * 2;
+  // As stored on disk (the lane layout in memory is the same size unless cols is not a multiple of its
+  // block, whose padding is an in-memory detail).
+  size_t b = packed_code_bytes(size_t(rows_) * size_t(cols_), bits_) + lut_.size() * 2;
   if (!values_.empty()) b += indptr_.size() * 4 + indices_.size() * 4 + values_.size() * dtype_size(values_dtype_);
   return b;
 }

@@ -65,12 +65,36 @@ std::vector<uint8_t> unpack_codes(const std::vector<uint8_t>& packed, size_t n, 
 // Adds L.qcodes, L.lut, L.qshape and (when nnz > 0) the CSR tensors for `prefix` (validates first).
 void write_lut_linear(SafetensorsWriter& w, const std::string& prefix, const LutMatrix& m);
 
+// ---- lane-interleaved codes (in memory only) ------------------------------------------------------
+// For 2-, 3- and 4-bit codes with one table per row, LutLinear repacks the on-disk stream at load into
+// the layout the SIMD kernels read with one vector load, one shift and one table lookup per 8 weights
+// (no per-lane variable shifts, no broadcasts). Each row is cut into blocks of lane_block_cols(bits)
+// columns (4-bit: 64, 2-bit: 128, 3-bit: 256), the last one padded with code 0; a block is
+// lane_block_words(bits) u32 words (8, 8, 24), and column 8t + j of the block (t = step, j = lane 0..7):
+//   4-bit: word j, bits [4t, 4t + 4)                 (t < 8)
+//   2-bit: word j, bits [2t, 2t + 2)                 (t < 16)
+//   3-bit: t < 30: word 8·(t / 10) + j, bits [3·(t % 10), +3);
+//          t = 30, 31: the 6-bit value e = w[j] >> 30 | (w[8 + j] >> 30) << 2 | (w[16 + j] >> 30) << 4
+//          holds code 30 in bits 0..2 and code 31 in bits 3..5 (the spare top bits of the 3 words).
+// Step t's eight codes thus sit at the same bit offset in eight consecutive words, and the 8 weights
+// they decode to are 8 consecutive columns. Same bits per weight as the stream (when cols is a
+// multiple of the block).
+bool lane_layout_supported(int bits, int64_t cols, int64_t group_size);  // bits 2..4, group_size == cols
+int64_t lane_block_cols(int bits);
+int64_t lane_block_words(int bits);
+int64_t lane_words_per_row(int64_t cols, int bits);
+// codes: one byte per weight [rows * cols] -> rows * lane_words_per_row words.
+std::vector<uint32_t> pack_lanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits);
+// The code of column c of a row whose lane words start at `row`.
+uint32_t lane_code(const uint32_t* row, int bits, int64_t c);
+
 // A non-owning view of the in-memory layout LutLinear holds: what the scalar reference and the fast
-// kernels consume.
+// kernels consume. Exactly one of qcodes (the on-disk stream) and lanes (lane-interleaved) is set.
 struct LutView {
   int64_t rows = 0, cols = 0, group_size = 0;
   int bits = 0;
   const uint8_t* qcodes = nullptr;   // packed stream as on disk, ceil(rows*cols*bits/8) bytes
+  const uint32_t* lanes = nullptr;   // lane-interleaved, rows * lane_words_per_row(cols, bits) words
   const uint16_t* lut = nullptr;     // F16 [rows, n_groups, 2^bits]
   int64_t nnz = 0;
   const int32_t* indptr = nullptr;   // [rows + 1] (null when nnz = 0)
@@ -91,7 +115,8 @@ void lut_matmul_ref(const LutView& v, const float* x, int64_t n, float* y, int64
 
 class LutLinear final : public LinearWeight {
  public:
-  // Takes the packed stream; validates everything (throws sq::Error naming `what`).
+  // Takes the packed stream; validates everything (throws sq::Error naming `what`). Repacks it into
+  // the lane layout when that applies (and then frees the stream).
   LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, std::vector<uint8_t> qcodes,
             std::vector<uint16_t> lut, std::vector<int32_t> indptr, std::vector<int32_t> indices,
             std::vector<float> values, DType values_dtype, const std::string& what = "lut matrix");
@@ -99,11 +124,11 @@ class LutLinear final : public LinearWeight {
   // Dispatches on ctx.isa through kernels/lut.h (kScalar: lut_matmul_ref), split over ctx.pool.
   void matmul(const float* x, int64_t n, float* y, const ExecContext& ctx) const override;
   void dequant_row(int64_t r, float* out) const override;
-  // Packed codes + F16 tables + CSR (indptr, indices, values at their stored width).
+  // Packed codes (as on disk) + F16 tables + CSR (indptr, indices, values at their stored width).
   size_t weight_bytes() const override;
   std::string describe() const override;  // "lut3", "lut4 g128", "lut3 +0.45% sparse"
 
-  LutView view() const;
+  LutView view() const;  // lanes set when lane_layout_supported, else qcodes
   int bits() const { return bits_; }
   int64_t group_size() const { return group_size_; }
   int64_t nnz() const { return int64_t(values_.size()); }
@@ -112,7 +137,8 @@ class LutLinear final : public LinearWeight {
  private:
   int64_t group_size_;
   int bits_;
-  std::vector<uint8_t> qcodes_;
+  std::vector<uint8_t> qcodes_;  // the on-disk stream, kept only when the lane layout does not apply
+  std::vector<uint32_t> lanes_;  // lane-interleaved codes (see above)
   std::vector<uint16_t> lut_;
   std::vector<int32_t> indptr_, indices_;
   std::vector<float> values_, deltas_;

@@ -15,7 +15,7 @@ constexpr size_t kRowQuantum = 4;
 
 }  // namespace
 
-bool lut_fast_supported(const LutView& v) { return v.bits >= 2 && v.bits <= 4 && v.group_size == v.cols; }
+bool lut_fast_supported(const LutView& v) { return v.lanes != nullptr; }
 
 void lut_matmul(const LutView& v, const float* x, int64_t n, float* y, const ExecContext& ctx) {
   SQ_CHECK(n >= 0, "lut kernel: negative batch size ", n);

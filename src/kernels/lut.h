@@ -24,7 +24,7 @@
 
 namespace sq::kernels {
 
-// True when a Highway kernel exists for this layout (bits 2..4, group_size == cols).
+// True when a Highway kernel exists for this layout: the lane-interleaved codes (formats/lut.h).
 bool lut_fast_supported(const LutView& v);
 
 // Y[n, rows] = X[n, cols] · Wᵀ (dense + sparse part). Y is overwritten; X, Y must not overlap.

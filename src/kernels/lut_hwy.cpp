@@ -30,131 +30,122 @@ using DU = hn::RebindToUnsigned<DF>;
 using DI = hn::RebindToSigned<DF>;
 using VF = hn::Vec<DF>;
 using VU = hn::Vec<DU>;
-constexpr size_t kN = 8;  // lanes of DF (both targets)
 
 #include "kernels/tile_hwy-inl.h"
 
 // ---- lookup tables ------------------------------------------------------------------------------------
+// Codes in the lane-interleaved layout of formats/lut.h: per step t, the eight codes of columns
+// 8t .. 8t+7 of a block sit at the same bit offset of eight consecutive u32 words, so one vector
+// holds them and a right shift brings the next step's codes down to bit 0.
 
-// vpermps reads only the low 3 bits of each index lane; the higher bits (the neighbouring codes of the
-// shifted word) are ignored on purpose, so the indices are passed as they are (IndicesFromVec would
-// assert idx < 8 in debug builds).
+// vpermps reads only the low 3 bits of each index lane; the higher bits (the next steps' codes) are
+// ignored on purpose, so the indices are passed as they are (IndicesFromVec would assert idx < 8).
 HWY_INLINE VF Lookup8(VF table, VU idx) { return hn::TableLookupLanes(table, hn::Indices256<float>{idx.raw}); }
+
+// 16-entry lookup on index bits 0..3 (4-bit codes): one vpermt2ps on AVX-512(VL), two vpermps and a
+// blend on code bit 3 (moved to the sign bit) on AVX2.
+HWY_INLINE VF Lookup16(VF lo, VF hi, VU idx) {
+#if HWY_TARGET == HWY_AVX3
+  return VF{_mm256_permutex2var_ps(lo.raw, idx.raw, hi.raw)};
+#else
+  const DF df;
+  return hn::IfNegativeThenElse(hn::BitCast(df, hn::ShiftLeft<28>(idx)), Lookup8(hi, idx), Lookup8(lo, idx));
+#endif
+}
 
 // Row r's table as f32: B = 2 replicated to 8 entries (index bit 2 is the next code's, ignored by
 // replication), B = 3 one register, B = 4 codes 0..7 in lo and 8..15 in hi.
 template <int B>
 HWY_INLINE void RowTables(const uint16_t* t, VF& lo, VF& hi) {
   const DF df;
-  HWY_ALIGN float f[16];
-  constexpr int L = 1 << B;
-  for (int i = 0; i < 8; i++) f[i] = f16_to_f32(t[i & (L - 1)]);
-  if (B == 4)
-    for (int i = 0; i < 8; i++) f[8 + i] = f16_to_f32(t[8 + i]);
-  lo = hn::Load(df, f);
-  hi = B == 4 ? hn::Load(df, f + 8) : lo;
-}
-
-// Eight weights from `word`, which holds 8 codes of B bits, code i at bits [i*B, i*B + B).
-// shifts = {0, B, .., 7B}; shl = 28 - shifts (moves code bit 3 to the sign bit, B = 4 only).
-template <int B>
-HWY_INLINE VF Decode8(uint32_t word, VF lo, VF hi, VU shifts, VU shl) {
-  const DU du;
-  const VU v = hn::Set(du, word);
-  const VU idx = v >> shifts;
-  if constexpr (B < 4) {
-    (void)hi;
-    (void)shl;
-    return Lookup8(lo, idx);
+  const hn::Rebind<hwy::float16_t, DF> dh;  // F16 -> F32 by vcvtph2ps
+  if constexpr (B == 2) {
+    HWY_ALIGN uint16_t rep[8];
+    for (int i = 0; i < 8; i++) rep[i] = t[i & 3];
+    lo = hi = hn::PromoteTo(df, hn::Load(dh, reinterpret_cast<const hwy::float16_t*>(rep)));
   } else {
-    const DF df;
-    const VF a = Lookup8(lo, idx), b = Lookup8(hi, idx);
-    return hn::IfNegativeThenElse(hn::BitCast(df, v << shl), b, a);
+    lo = hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(t)));
+    hi = B == 4 ? hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(t + 8))) : lo;
   }
 }
 
-HWY_INLINE uint32_t Load32(const uint8_t* p) {
-  uint32_t w;
-  std::memcpy(&w, p, 4);
-  return w;
-}
-
-// 32 bits of the stream starting at bit `bitpos` (zeros past the end of the `total`-byte stream).
-// bitpos / 8 < total always holds (the unit's first code lies in the stream).
-HWY_INLINE uint32_t FetchBits(const uint8_t* s, size_t total, size_t bitpos) {
-  const size_t byte = bitpos >> 3;
-  uint64_t w = 0;
-  if (HWY_LIKELY(byte + 8 <= total))
-    std::memcpy(&w, s + byte, 8);
-  else
-    std::memcpy(&w, s + byte, total - byte);
-  return uint32_t(w >> (bitpos & 7));
-}
-
+// Calls f(t, w) for the weights of one block (w = columns 8t .. 8t+7 as f32), t = 0 .. 8·kSteps-1.
 template <int B>
-struct LutConsts {
-  VU shifts, shl;
-  LutConsts() {
+struct LaneBlock {
+  static constexpr size_t kCols = B == 4 ? 64 : B == 2 ? 128 : 256;
+  static constexpr size_t kWords = B == 3 ? 24 : 8;
+
+  template <class F>
+  static HWY_INLINE void Decode(const uint32_t* HWY_RESTRICT blk, VF lo, VF hi, const F& f) {
     const DU du;
-    shifts = hn::Mul(hn::Iota(du, 0), hn::Set(du, uint32_t(B)));
-    shl = hn::Sub(hn::Set(du, 28u), shifts);
+    if constexpr (B == 4) {
+      VU v = hn::LoadU(du, blk);
+      for (size_t t = 0; t < 8; t++, v = hn::ShiftRight<4>(v)) f(t, Lookup16(lo, hi, v));
+    } else if constexpr (B == 2) {
+      VU v = hn::LoadU(du, blk);
+      for (size_t t = 0; t < 16; t++, v = hn::ShiftRight<2>(v)) f(t, Lookup8(lo, v));
+    } else {
+      VU v0 = hn::LoadU(du, blk), v1 = hn::LoadU(du, blk + 8), v2 = hn::LoadU(du, blk + 16);
+      for (size_t t = 0; t < 10; t++, v0 = hn::ShiftRight<3>(v0)) f(t, Lookup8(lo, v0));
+      for (size_t t = 10; t < 20; t++, v1 = hn::ShiftRight<3>(v1)) f(t, Lookup8(lo, v1));
+      for (size_t t = 20; t < 30; t++, v2 = hn::ShiftRight<3>(v2)) f(t, Lookup8(lo, v2));
+      // After 10 shifts each word keeps its 2 spare bits: e = code30 | code31 << 3.
+      const VU e = hn::Or(v0, hn::Or(hn::ShiftLeft<2>(v1), hn::ShiftLeft<4>(v2)));
+      f(30, Lookup8(lo, e));
+      f(31, Lookup8(lo, hn::ShiftRight<3>(e)));
+    }
   }
 };
 
-// n == 1: y[r] = Σ_k W[r, k] x[k] for r in [r0, r1).
+// n == 1: y[r] = Σ_k W[r, k] x[k] for r in [r0, r1). Eight accumulators (step t feeds t % 8) hide the
+// FMA latency (4 cycles × 2 FMA pipes). A partial last block reads x from a zero-padded copy (its padding codes are 0 and the
+// tables finite, so the padding adds exact zeros).
 template <int B>
 void LutMatvec(const LutView& v, const float* x, float* y, size_t r0, size_t r1) {
+  using LB = LaneBlock<B>;
   const DF df;
-  const LutConsts<B> k;
-  const size_t rows = size_t(v.rows), cols = size_t(v.cols), units = cols / 8, rem = cols % 8;
-  const size_t total = packed_code_bytes(rows * cols, B);
+  const size_t cols = size_t(v.cols), full = cols / LB::kCols, rem = cols % LB::kCols;
+  const size_t wpr = size_t(lane_words_per_row(v.cols, B));
+  HWY_ALIGN float xtail[LB::kCols];
+  if (rem) {
+    std::fill(xtail, xtail + LB::kCols, 0.0f);
+    std::copy(x + full * LB::kCols, x + cols, xtail);
+  }
   for (size_t r = r0; r < r1; r++) {
     VF lo, hi;
     RowTables<B>(v.lut + (r << B), lo, hi);
-    VF a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-    // Byte-aligned rows: unit u is the B bytes at p + u*B; its 4-byte load runs 4 - B bytes into the
-    // next row, so the last row of the matrix takes the bounds-checked path.
-    if (rem == 0 && (B == 4 || r + 1 < rows)) {
-      const uint8_t* p = v.qcodes + r * units * B;
-      size_t u = 0;
-      for (; u + 4 <= units; u += 4) {
-        a0 = hn::MulAdd(Decode8<B>(Load32(p + u * B), lo, hi, k.shifts, k.shl), hn::LoadU(df, x + 8 * u), a0);
-        a1 = hn::MulAdd(Decode8<B>(Load32(p + (u + 1) * B), lo, hi, k.shifts, k.shl), hn::LoadU(df, x + 8 * u + 8),
-                        a1);
-        a2 = hn::MulAdd(Decode8<B>(Load32(p + (u + 2) * B), lo, hi, k.shifts, k.shl),
-                        hn::LoadU(df, x + 8 * u + 16), a2);
-        a3 = hn::MulAdd(Decode8<B>(Load32(p + (u + 3) * B), lo, hi, k.shifts, k.shl),
-                        hn::LoadU(df, x + 8 * u + 24), a3);
-      }
-      for (; u < units; u++)
-        a0 = hn::MulAdd(Decode8<B>(Load32(p + u * B), lo, hi, k.shifts, k.shl), hn::LoadU(df, x + 8 * u), a0);
-    } else {
-      size_t bit = r * cols * B, u = 0;
-      for (; u < units; u++, bit += 8 * B)
-        a0 = hn::MulAdd(Decode8<B>(FetchBits(v.qcodes, total, bit), lo, hi, k.shifts, k.shl),
-                        hn::LoadU(df, x + 8 * u), a0);
-      if (rem) {  // codes past the row end meet x = 0 (tables are finite)
-        const VF xv = hn::MaskedLoad(hn::FirstN(df, rem), df, x + 8 * u);
-        a1 = hn::MulAdd(Decode8<B>(FetchBits(v.qcodes, total, bit), lo, hi, k.shifts, k.shl), xv, a1);
-      }
+    const uint32_t* row = v.lanes + r * wpr;
+    VF acc[8];
+    for (auto& a : acc) a = hn::Zero(df);
+    for (size_t b = 0; b <= full; b++) {
+      if (b == full && !rem) break;
+      const float* xb = b < full ? x + b * LB::kCols : xtail;
+      LB::Decode(row + b * LB::kWords, lo, hi,
+                 [&](size_t t, VF w) HWY_ATTR { acc[t & 7] = hn::MulAdd(w, hn::LoadU(df, xb + 8 * t), acc[t & 7]); });
     }
-    y[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))));
+    const VF s4 = hn::Add(hn::Add(acc[0], acc[4]), hn::Add(acc[1], acc[5]));
+    const VF s8 = hn::Add(hn::Add(acc[2], acc[6]), hn::Add(acc[3], acc[7]));
+    y[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(s4, s8)));
   }
 }
 
-// W[r, k0 .. k0 + kb) as f32 into dst, rounded up to whole units of 8 (k0 is a multiple of 8).
+// W[r, k0 .. k0 + kb) as f32 into dst for tile::RowsBuffered: whole blocks (k0 is a multiple of 1024,
+// hence of the block; the last block may write past kb, within the 1024-column tile).
 template <int B>
 struct LutDecodeSeg {
   const LutView& v;
-  size_t total;
-  LutConsts<B> k;
+  size_t wpr;
   HWY_INLINE void operator()(size_t r, size_t k0, size_t kb, float* dst) const {
+    using LB = LaneBlock<B>;
     const DF df;
     VF lo, hi;
     RowTables<B>(v.lut + (r << B), lo, hi);
-    size_t bit = (r * size_t(v.cols) + k0) * B;
-    for (size_t u = 0; u * 8 < kb; u++, bit += 8 * B)
-      hn::Store(Decode8<B>(FetchBits(v.qcodes, total, bit), lo, hi, k.shifts, k.shl), df, dst + 8 * u);
+    const uint32_t* row = v.lanes + r * wpr;
+    for (size_t c = 0; c < kb; c += LB::kCols) {
+      float* d = dst + c;
+      LB::Decode(row + (k0 + c) / LB::kCols * LB::kWords, lo, hi,
+                 [&](size_t t, VF w) HWY_ATTR { hn::Store(w, df, d + 8 * t); });
+    }
   }
   void prefetch(size_t, size_t) const {}  // codes are small; the hardware prefetcher keeps up
 };
@@ -163,7 +154,7 @@ template <int B>
 void LutRows(const LutView& v, const float* x, size_t n, float* y, size_t r0, size_t r1) {
   if (n == 1) return LutMatvec<B>(v, x, y, r0, r1);
   const size_t cols = size_t(v.cols);
-  const LutDecodeSeg<B> dec{v, packed_code_bytes(size_t(v.rows) * cols, B), LutConsts<B>()};
+  const LutDecodeSeg<B> dec{v, size_t(lane_words_per_row(v.cols, B))};
   tile::RowsBuffered(cols, x, cols, n, y, size_t(v.rows), r0, r1, dec);
 }
 
