@@ -197,26 +197,28 @@ void Int4Matvec(const Int4Packed& w, const float* xq, const float* xsum, float* 
     float zterm = 0;
     for (size_t g = 0; g < G; g++) {
       const size_t b0 = size_t(gb[g]) / 16, b1 = (size_t(gb[g + 1]) + 15) / 16;
-      VF d0 = hn::Zero(df), d1 = hn::Zero(df), d2 = hn::Zero(df), d3 = hn::Zero(df);
+      // Eight accumulators (2 per block, 4 blocks per step) cover the FMA latency.
+      VF d[8];
+      for (auto& a : d) a = hn::Zero(df);
       size_t b = b0;
-      for (; b + 2 <= b1; b += 2) {
-        const VU c0 = LoadBlock(row, rb, b), c1 = LoadBlock(row, rb, b + 1);
-        d0 = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(c0, m15))), hn::LoadU(df, xq + 16 * b), d0);
-        d1 = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(c0))), hn::LoadU(df, xq + 16 * b + 8), d1);
-        d2 = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(c1, m15))), hn::LoadU(df, xq + 16 * b + 16), d2);
-        d3 = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(c1))), hn::LoadU(df, xq + 16 * b + 24),
-                        d3);
+      for (; b + 4 <= b1; b += 4)
+        for (size_t i = 0; i < 4; i++) {
+          const VU c = LoadBlock(row, rb, b + i);
+          const float* xb = xq + 16 * (b + i);
+          d[2 * i] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(c, m15))), hn::LoadU(df, xb), d[2 * i]);
+          d[2 * i + 1] =
+              hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(c))), hn::LoadU(df, xb + 8), d[2 * i + 1]);
+        }
+      for (; b < b1; b++) {
+        const VU c = LoadBlock(row, rb, b);
+        d[0] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(c, m15))), hn::LoadU(df, xq + 16 * b), d[0]);
+        d[1] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(c))), hn::LoadU(df, xq + 16 * b + 8), d[1]);
       }
-      if (b < b1) {
-        const VU c0 = LoadBlock(row, rb, b);
-        d0 = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(c0, m15))), hn::LoadU(df, xq + 16 * b), d0);
-        d1 = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(c0))), hn::LoadU(df, xq + 16 * b + 8), d1);
-      }
-      const VF d = hn::Add(hn::Add(d0, d1), hn::Add(d2, d3));
+      const VF dsum = hn::Add(hn::Add(hn::Add(d[0], d[1]), hn::Add(d[2], d[3])), hn::Add(hn::Add(d[4], d[5]), hn::Add(d[6], d[7])));
       if (g & 1)
-        acc1 = hn::MulAdd(hn::Set(df, sc[g]), d, acc1);
+        acc1 = hn::MulAdd(hn::Set(df, sc[g]), dsum, acc1);
       else
-        acc0 = hn::MulAdd(hn::Set(df, sc[g]), d, acc0);
+        acc0 = hn::MulAdd(hn::Set(df, sc[g]), dsum, acc0);
       zterm += sc[g] * float(zp[g]) * xsum[g];
     }
     y[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1))) - zterm;
