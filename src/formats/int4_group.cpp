@@ -237,10 +237,14 @@ void int4_matmul_rows_ref(const Int4Packed& w, const float* xp, int64_t n, float
   for (int64_t r = r0; r < r1; r++) {
     const float* sc = w.scales.data() + size_t(r * G);
     const uint8_t* zp = w.zeros.data() + size_t(r * G);
-    const uint8_t* row = w.codes.data() + size_t(r * w.row_bytes);
-    for (int64_t b = 0; b < nbytes; b++) {
-      wq[size_t(2 * b)] = float(row[b] & 15);
-      wq[size_t(2 * b + 1)] = float(row[b] >> 4);
+    if (!w.lanes.empty()) {
+      for (int64_t k = 0; k < cols; k++) wq[size_t(k)] = float(w.code(r, k));
+    } else {
+      const uint8_t* row = w.codes.data() + size_t(r * w.row_bytes);
+      for (int64_t b = 0; b < nbytes; b++) {
+        wq[size_t(2 * b)] = float(row[b] & 15);
+        wq[size_t(2 * b + 1)] = float(row[b] >> 4);
+      }
     }
     for (int64_t g = 0; g < G; g++) {
       const float z = float(zp[g]);
@@ -293,9 +297,31 @@ void int4_dequant_row_ref(const Int4Packed& w, int64_t r, float* out) {
   }
 }
 
+bool int4_lanes_apply(const Int4Packed& w) {
+  if (w.n_groups < 1 || int64_t(w.group_begin.size()) != w.n_groups + 1) return false;
+  for (int64_t g = 1; g < w.n_groups; g++)
+    if (w.group_begin[size_t(g)] % lane_block_cols(4) != 0) return false;
+  return true;
+}
+
+void int4_to_lanes(Int4Packed& w) {
+  SQ_CHECK(int4_lanes_apply(w), "int4 lane layout: a group does not start on a 64-column block");
+  std::vector<uint8_t> row(static_cast<size_t>(w.cols), 0);
+  const int64_t wpr = lane_words_per_row(w.cols, 4);
+  std::vector<uint32_t> lanes(size_t(w.rows * wpr));
+  for (int64_t r = 0; r < w.rows; r++) {
+    for (int64_t k = 0; k < w.cols; k++) row[size_t(k)] = w.code(r, k);
+    const std::vector<uint32_t> l = pack_lanes(row.data(), 1, w.cols, 4);
+    std::copy(l.begin(), l.end(), lanes.begin() + r * wpr);
+  }
+  w.lanes = std::move(lanes);
+  std::vector<uint8_t>().swap(w.codes);
+}
+
 Int4Linear::Int4Linear(Int4Packed p) : p_(std::move(p)) {
   rows_ = p_.rows;
   cols_ = p_.cols;
+  if (p_.lanes.empty() && int4_lanes_apply(p_)) int4_to_lanes(p_);
 }
 
 void Int4Linear::matmul(const float* x, int64_t n, float* y, const ExecContext& ctx) const {

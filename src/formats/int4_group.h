@@ -30,6 +30,7 @@
 
 #include "core/context.h"
 #include "formats/linear.h"
+#include "formats/lut.h"
 
 namespace sq {
 
@@ -96,8 +97,13 @@ struct Int4Packed {
   std::vector<int32_t> group_begin;  // [n_groups + 1]
   std::vector<int32_t> perm;         // [cols] or empty (identity)
   bool has_g_idx = false;            // g_idx is not i / group_size (counted in weight_bytes)
+  // In memory, Int4Linear repacks `codes` into the 4-bit lane layout of formats/lut.h (over stored
+  // positions, rows of lane_words_per_row(cols, 4) words) when every group starts on a 64-column lane
+  // block, and then empties `codes`: the kernels read 8 codes per vector with one shift.
+  std::vector<uint32_t> lanes;
 
   uint8_t code(int64_t r, int64_t k) const {  // stored position k
+    if (!lanes.empty()) return uint8_t(lane_code(lanes.data() + r * lane_words_per_row(cols, 4), 4, k));
     uint8_t b = codes[size_t(r) * size_t(row_bytes) + size_t(k >> 1)];
     return (k & 1) ? uint8_t(b >> 4) : uint8_t(b & 15);
   }
@@ -114,9 +120,14 @@ void int4_matmul_rows_ref(const Int4Packed& w, const float* xp, int64_t n, float
 // Row r of W in original column order.
 void int4_dequant_row_ref(const Int4Packed& w, int64_t r, float* out);
 
+// True when every group of w starts on a 64-column lane block (group sizes that are multiples of 64).
+bool int4_lanes_apply(const Int4Packed& w);
+// Moves w.codes into w.lanes (requires int4_lanes_apply).
+void int4_to_lanes(Int4Packed& w);
+
 class Int4Linear : public LinearWeight {
  public:
-  explicit Int4Linear(Int4Packed p);
+  explicit Int4Linear(Int4Packed p);  // repacks into lanes when int4_lanes_apply
   void matmul(const float* x, int64_t n, float* y, const ExecContext& ctx) const override;
   void dequant_row(int64_t r, float* out) const override;
   size_t weight_bytes() const override;  // qweight + qzeros + scales (+ g_idx when act-order)

@@ -15,6 +15,7 @@ constexpr size_t kRowQuantum = 4;  // rows per tile of the int4 kernels
 }  // namespace
 
 bool int4_fast_supported(const Int4Packed& w) {
+  if (!w.lanes.empty()) return true;
   if (w.n_groups < 1 || int64_t(w.group_begin.size()) != w.n_groups + 1) return false;
   for (int64_t g = 1; g < w.n_groups; g++)
     if (w.group_begin[size_t(g)] % 16 != 0) return false;
@@ -27,11 +28,12 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
   const Isa isa = resolve_isa(ctx.isa);
   const size_t rows = size_t(w.rows), cols = size_t(w.cols), N = size_t(n);
   const size_t work_per_row = cols * N;
-  const Int4RowsFn* fn = nullptr;
+  const Int4KernelTable* table = nullptr;
   if (isa != Isa::kScalar && int4_fast_supported(w)) {
-    fn = int4_hwy_kernel(isa);
-    SQ_CHECK(fn != nullptr, "int4 kernel: ISA ", isa_name(isa), " was not compiled into this build");
+    table = int4_hwy_table(isa);
+    SQ_CHECK(table != nullptr, "int4 kernel: ISA ", isa_name(isa), " was not compiled into this build");
   }
+  const Int4RowsFn fn = table == nullptr ? nullptr : w.lanes.empty() ? table->blocks : table->lanes;
   if (fn == nullptr) {  // the scalar reference, on X in stored order
     std::vector<float> buf;
     const float* xp = x;
@@ -46,10 +48,28 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
     });
     return;
   }
+  const size_t G = size_t(w.n_groups);
+  if (!w.lanes.empty()) {  // X in stored order, zero-padded to whole 64-column blocks; Σ x per group
+    const size_t ld = (cols + 63) / 64 * 64;
+    std::vector<float> xq(N * ld, 0.0f), xsum(N * G, 0.0f);
+    for (size_t t = 0; t < N; t++) {
+      const float* xt = x + t * cols;
+      float* q = xq.data() + t * ld;
+      for (size_t k = 0; k < cols; k++) q[k] = xt[w.perm.empty() ? k : size_t(w.perm[k])];
+      for (size_t g = 0; g < G; g++) {
+        float s = 0;
+        for (int32_t k = w.group_begin[g]; k < w.group_begin[g + 1]; k++) s += q[k];
+        xsum[t * G + g] = s;
+      }
+    }
+    split_rows(rows, kRowQuantum, work_per_row, ctx.pool,
+               [&](size_t r0, size_t r1) { fn(w, xq.data(), ld, xsum.data(), N, y, r0, r1); });
+    return;
+  }
   // X -> block order: per 16 stored positions, the 8 even then the 8 odd (matching the low / high
   // nibbles of 8 code bytes), act-order permutation folded in, zero padding past cols. Plus Σ x per
   // (row of X, group) for the zero-point term.
-  const size_t cols16 = (cols + 15) / 16 * 16, G = size_t(w.n_groups);
+  const size_t cols16 = (cols + 15) / 16 * 16;
   std::vector<float> xq(N * cols16, 0.0f), xsum(N * G, 0.0f);
   for (size_t t = 0; t < N; t++) {
     const float* xt = x + t * cols;
@@ -66,7 +86,7 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
     }
   }
   split_rows(rows, kRowQuantum, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
-    (*fn)(w, xq.data(), cols16, xsum.data(), N, y, r0, r1);
+    fn(w, xq.data(), cols16, xsum.data(), N, y, r0, r1);
   });
 }
 

@@ -12,8 +12,12 @@
 // so the inner loop is load, zero-extend, and/shift, convert, FMA: ~7 vector ops per 16 weights.
 //   n == 1: rows stream past once. n >= 2: a 4 × 1024 tile of (code − zero)·scale is decoded once into
 //   L1 and used for all n rows of X.
-// The fast path needs every group to start at a multiple of 16 stored columns (true for group sizes
-// that are multiples of 16, with or without act-order); other layouts run the reference.
+// When every group starts on a 64-column block (group sizes that are multiples of 64), Int4Linear keeps
+// the codes in the lane layout instead (Int4Packed::lanes) and the kernels read 8 codes per vector
+// with one shift: on AVX-512 a 16-entry table of (q − zero)·scale per group and one vpermt2ps per 8
+// weights, on AVX2 and/convert/FMA as above. Otherwise the fast path needs every group to start at a
+// multiple of 16 stored columns (true for group sizes that are multiples of 16, with or without
+// act-order); other layouts run the reference.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +37,11 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
 // xq [n, cols16] in block order, xsum [n, n_groups]; output rows [r0, r1); writes y[t*rows + r].
 using Int4RowsFn = void (*)(const Int4Packed& w, const float* xq, size_t cols16, const float* xsum, size_t n,
                             float* y, size_t r0, size_t r1);
-const Int4RowsFn* int4_hwy_kernel(Isa isa);  // null when `isa` was not compiled
+// blocks: codes in Int4Packed::codes, xq in block order [n, cols16].
+// lanes: codes in Int4Packed::lanes, xq in stored order [n, ldx] zero-padded to whole 64-column blocks.
+struct Int4KernelTable {
+  Int4RowsFn blocks = nullptr, lanes = nullptr;
+};
+const Int4KernelTable* int4_hwy_table(Isa isa);  // null when `isa` was not compiled
 
 }  // namespace sq::kernels

@@ -258,6 +258,99 @@ void Int4Rows(const Int4Packed& w, const float* xq, size_t cols16, const float* 
   tile::RowsBuffered(cols16, xq, cols16, n, y, size_t(w.rows), r0, r1, Int4DecodeSeg{w});
 }
 
+// ---- int4 groups in the lane layout (Int4Packed::lanes) ------------------------------------------------
+// Same 64-column blocks as 4-bit lookup tables, over stored positions; every group starts on a block.
+// AVX-512: per group the 16 dequantized values T[q] = (q − zero)·scale form a table (two vectors) and
+// one vpermt2ps per 8 codes gives weights ready for the FMA: shift, lookup, FMA. AVX2 (no 16-entry
+// lookup in one instruction): convert the codes, sum code·x per group in vectors and apply
+// scale·(Σ code·x − zero·Σ x) per group.
+HWY_INLINE void GroupTable(float s, float z, VF& lo, VF& hi) {
+  const DF df;
+  const VF io = hn::Iota(df, 0.0f), vs = hn::Set(df, s), vz = hn::Set(df, z);
+  lo = hn::Mul(hn::Sub(io, vz), vs);
+  hi = hn::Mul(hn::Sub(hn::Add(io, hn::Set(df, 8.0f)), vz), vs);
+}
+
+// n == 1 over xq = x in stored order, zero-padded to whole blocks.
+void Int4LaneMatvec(const Int4Packed& w, const float* xq, const float* xsum, float* y, size_t r0, size_t r1) {
+  const DF df;
+  const size_t G = size_t(w.n_groups), wpr = size_t(lane_words_per_row(w.cols, 4));
+  const int32_t* gb = w.group_begin.data();
+  for (size_t r = r0; r < r1; r++) {
+    const uint32_t* row = w.lanes.data() + r * wpr;
+    const float* sc = w.scales.data() + r * G;
+    const uint8_t* zp = w.zeros.data() + r * G;
+    VF acc[8];
+    for (auto& a : acc) a = hn::Zero(df);
+    float zterm = 0;
+    for (size_t g = 0; g < G; g++) {
+      const size_t b0 = size_t(gb[g]) / 64, b1 = (size_t(gb[g + 1]) + 63) / 64;
+#if HWY_TARGET == HWY_AVX3
+      (void)xsum;
+      VF lo, hi;
+      GroupTable(sc[g], float(zp[g]), lo, hi);
+      for (size_t b = b0; b < b1; b++) {
+        LaneBlock<4>::Decode(row + b * 8, lo, hi, [&](size_t t, VF wv) HWY_ATTR {
+          acc[t] = hn::MulAdd(wv, hn::LoadU(df, xq + 64 * b + 8 * t), acc[t]);
+        });
+      }
+#else
+      const DU du;
+      const DI di;
+      const VU m15 = hn::Set(du, 15u);
+      VF d[8];
+      for (auto& a : d) a = hn::Zero(df);
+      for (size_t b = b0; b < b1; b++) {
+        VU v = hn::LoadU(du, row + b * 8);
+        for (size_t t = 0; t < 8; t++, v = hn::ShiftRight<4>(v))
+          d[t] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(v, m15))), hn::LoadU(df, xq + 64 * b + 8 * t),
+                            d[t]);
+      }
+      const VF dsum = hn::Add(hn::Add(hn::Add(d[0], d[1]), hn::Add(d[2], d[3])),
+                              hn::Add(hn::Add(d[4], d[5]), hn::Add(d[6], d[7])));
+      acc[g & 7] = hn::MulAdd(hn::Set(df, sc[g]), dsum, acc[g & 7]);
+      zterm += sc[g] * float(zp[g]) * xsum[g];
+#endif
+    }
+    const VF s4 = hn::Add(hn::Add(acc[0], acc[4]), hn::Add(acc[1], acc[5]));
+    const VF s8 = hn::Add(hn::Add(acc[2], acc[6]), hn::Add(acc[3], acc[7]));
+    y[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(s4, s8))) - zterm;
+  }
+}
+
+// (code − zero)·scale for stored positions [k0, k0 + kb), whole blocks (k0 a multiple of 1024).
+struct Int4LaneDecodeSeg {
+  const Int4Packed& w;
+  size_t wpr;
+  HWY_INLINE void operator()(size_t r, size_t k0, size_t kb, float* dst) const {
+    const DF df;
+    const size_t G = size_t(w.n_groups);
+    const int32_t* gb = w.group_begin.data();
+    const uint32_t* row = w.lanes.data() + r * wpr;
+    const float* sc = w.scales.data() + r * G;
+    const uint8_t* zp = w.zeros.data() + r * G;
+    size_t g = size_t(std::upper_bound(gb, gb + G, int32_t(k0)) - gb) - 1;  // group holding position k0
+    VF lo, hi;
+    GroupTable(sc[g], float(zp[g]), lo, hi);
+    for (size_t c = 0; c < kb; c += 64) {
+      if (g + 1 < G && size_t(gb[g + 1]) <= k0 + c) {
+        while (g + 1 < G && size_t(gb[g + 1]) <= k0 + c) g++;
+        GroupTable(sc[g], float(zp[g]), lo, hi);
+      }
+      float* d = dst + c;
+      LaneBlock<4>::Decode(row + (k0 + c) / 64 * 8, lo, hi, [&](size_t t, VF wv) HWY_ATTR { hn::Store(wv, df, d + 8 * t); });
+    }
+  }
+  void prefetch(size_t, size_t) const {}
+};
+
+void Int4LaneRows(const Int4Packed& w, const float* xq, size_t ldx, const float* xsum, size_t n, float* y, size_t r0,
+                  size_t r1) {
+  if (n == 1) return Int4LaneMatvec(w, xq, xsum, y, r0, r1);
+  tile::RowsBuffered(ldx, xq, ldx, n, y, size_t(w.rows), r0, r1,
+                     Int4LaneDecodeSeg{w, size_t(lane_words_per_row(w.cols, 4))});
+}
+
 #endif  // SQ_HWY_KERNEL_TARGET
 }  // namespace sq::kernels::HWY_NAMESPACE
 HWY_AFTER_NAMESPACE();
@@ -277,13 +370,13 @@ const LutKernelTable* lut_hwy_table(Isa isa) {
   return nullptr;
 }
 
-const Int4RowsFn* int4_hwy_kernel(Isa isa) {
+const Int4KernelTable* int4_hwy_table(Isa isa) {
 #if HWY_TARGETS & HWY_AVX2
-  static const Int4RowsFn avx2 = &N_AVX2::Int4Rows;
+  static const Int4KernelTable avx2{&N_AVX2::Int4Rows, &N_AVX2::Int4LaneRows};
   if (isa == Isa::kAvx2) return &avx2;
 #endif
 #if HWY_TARGETS & HWY_AVX3
-  static const Int4RowsFn avx3 = &N_AVX3::Int4Rows;
+  static const Int4KernelTable avx3{&N_AVX3::Int4Rows, &N_AVX3::Int4LaneRows};
   if (isa == Isa::kAvx512) return &avx3;
 #endif
   return nullptr;
