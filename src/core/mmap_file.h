@@ -27,4 +27,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the whole pages inside [p, p + n) of a read-only mapping from this process's resident set
+// (madvise MADV_DONTNEED; they stay in the page cache and fault back in if read again). Loaders call it
+// after copying a tensor into another layout, so its mapped bytes do not count twice in RSS.
+void release_pages(const void* p, size_t n);
+
 }  // namespace sq

@@ -8,6 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/mmap_file.h"
 #include "io/safetensors.h"
 #include "kernels/int4.h"
 
@@ -464,6 +465,8 @@ std::unique_ptr<LinearWeight> load_int4_linear(const Checkpoint& ckpt, const std
       if (!std::isfinite(s)) bad_tensor(sc, cat("entry [", g, ", ", r, "] is not finite"));
       p.scales[size_t(r * G + g)] = s;
     }
+  for (const TensorView* t : {&qw, &qz, &sc, gi})  // the copies are what runs
+    if (t) release_pages(t->data, t->nbytes);
   return std::make_unique<Int4Linear>(std::move(p));
 }
 
