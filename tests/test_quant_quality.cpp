@@ -9,15 +9,21 @@
 //     and perplexity <= 1.01 x RTN w4 g128's. For time the test searches alpha on a 0.2 grid (the
 //     reported figures use a 0.05 grid).
 //
-// docs-llama-6M (../shared; skipped when absent, and under AddressSanitizer, where they take minutes):
+// docs-llama-6M (../shared; skipped when absent, under AddressSanitizer, and when SQUEEZE_ISA forces a
+// kernel ISA: the figures do not depend on it, and the default pass already checks them). Calibration:
+// calib.txt, 64 sequential windows x 256 tokens, as the reference.
 //   - SqueezeLLM 3-bit < RTN per-row 3-bit on the first 32 heldout windows at ctx 512 (reference:
-//     66.38 vs 66.94). Calibration here uses 16 windows x 256 tokens instead of the reported 64 x 256.
-//   - SmoothQuant+ vs RTN w4 g128 on the first 8 heldout windows and the first 8 WikiText-2 test windows
-//     (ctx 512, WikiText-2 tokenized from its first 64 KiB), alpha on a 0.1 grid scored on 4 windows.
+//     66.38 vs 66.94).
+//   - SmoothQuant+ (alpha on the 0.05 grid scored on all 64 calibration windows, g128) vs RTN w4 g128 on
+//     the first 32 heldout windows and the first 32 WikiText-2 test windows (ctx 512; WikiText-2
+//     tokenized from its first 192 KiB). The gain is small on a model this size (RESULTS.md has the
+//     full-file figures), so what is asserted is the bound: calibration loss <= RTN's and
+//     perplexity <= 1.01 x RTN's.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include "calib/calibrate.h"
 #include "eval/perplexity.h"
@@ -174,12 +180,13 @@ TEST_F(Stories260K, SmoothQuantPlusNoWorseThanRtnG128) {
 class DocsLlama6M : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (kAsan || sqtest::shared_dir().empty() || !std::filesystem::exists(dir() / "model.safetensors")) return;
-    bench_ = new Bench(dir(), "calib.txt", 16, 256);
+    if (kAsan || isa_forced() || sqtest::shared_dir().empty() || !std::filesystem::exists(dir() / "model.safetensors"))
+      return;
+    bench_ = new Bench(dir(), "calib.txt", 64, 256);
     bench_->eval = bench_->tokenize(sqtest::read_file(dir() / "heldout.txt"));
     const auto wiki = sqtest::shared_dir() / "data/wikitext-2-raw/wiki.test.raw";
     if (std::filesystem::exists(wiki)) {
-      std::string text = sqtest::read_file(wiki).substr(0, 64 * 1024);
+      std::string text = sqtest::read_file(wiki).substr(0, 192 * 1024);
       text.resize(text.rfind('\n') + 1);  // whole lines
       bench_->eval2 = bench_->tokenize(text);
     }
@@ -188,8 +195,15 @@ class DocsLlama6M : public ::testing::Test {
     delete bench_;
     bench_ = nullptr;
   }
+  static bool isa_forced() {
+    const char* e = std::getenv("SQUEEZE_ISA");
+    return e && *e && std::string(e) != "best";
+  }
   void SetUp() override {
     if (kAsan) GTEST_SKIP() << "SKIPPED under AddressSanitizer: docs-llama-6M quality runs take minutes there";
+    if (isa_forced())
+      GTEST_SKIP() << "SKIPPED with SQUEEZE_ISA=" << std::getenv("SQUEEZE_ISA")
+                   << ": quality figures do not depend on the kernel ISA; the default pass checks them";
     SQ_REQUIRE_SHARED("models/docs-llama-6M/model.safetensors");
     ASSERT_NE(bench_, nullptr);
   }
@@ -208,21 +222,23 @@ TEST_F(DocsLlama6M, SqueezeLLM3BitBelowRtnPerRow) {
 }
 
 TEST_F(DocsLlama6M, SmoothQuantPlusVsRtnG128HeldoutAndWikiText2) {
-  const std::vector<std::vector<int32_t>> score(bench_->calib.begin(), bench_->calib.begin() + 4);
+  const std::vector<std::vector<int32_t>>& score = bench_->calib;
   QuantizeOptions o = opts("smoothquant+", 4, 128);
-  o.alpha_step = 0.1;
+  o.alpha_step = 0.05;
   const QuantizedModel sqp = bench_->quantize(o, score);
   const QuantizedModel rtn = bench_->quantize(opts("rtn", 4, 128));
   const double rtn_loss = bench_->calib_loss(rtn, score);
   const double sqp_loss = sqp.report["calib_loss"].get<double>();
   EXPECT_LE(sqp_loss, rtn_loss + 1e-12);
-  const double sqp_h = bench_->ppl(sqp, bench_->eval, 512, 8), rtn_h = bench_->ppl(rtn, bench_->eval, 512, 8);
-  std::printf("docs-llama-6M w4 g128, first 8 heldout windows: SmoothQuant+ (alpha %s) %.3f, RTN %.3f\n",
-              sqp.report["alpha"].dump().c_str(), sqp_h, rtn_h);
+  const double sqp_h = bench_->ppl(sqp, bench_->eval, 512, 32), rtn_h = bench_->ppl(rtn, bench_->eval, 512, 32);
+  std::printf("docs-llama-6M w4 g128: calibration loss SmoothQuant+ (alpha %s) %.5f, RTN %.5f\n",
+              sqp.report["alpha"].dump().c_str(), sqp_loss, rtn_loss);
+  std::printf("docs-llama-6M w4 g128, first 32 heldout windows: SmoothQuant+ %.3f, RTN %.3f\n", sqp_h, rtn_h);
   EXPECT_LE(sqp_h, 1.01 * rtn_h);
   if (bench_->eval2.empty()) GTEST_SKIP() << "SKIPPED: ../shared/data/wikitext-2-raw/wiki.test.raw not present";
-  const double sqp_w = bench_->ppl(sqp, bench_->eval2, 512, 8), rtn_w = bench_->ppl(rtn, bench_->eval2, 512, 8);
-  std::printf("docs-llama-6M w4 g128, first 8 WikiText-2 test windows: SmoothQuant+ %.3f, RTN %.3f\n", sqp_w, rtn_w);
+  ASSERT_GE(bench_->eval2.size(), size_t(32 * 512));
+  const double sqp_w = bench_->ppl(sqp, bench_->eval2, 512, 32), rtn_w = bench_->ppl(rtn, bench_->eval2, 512, 32);
+  std::printf("docs-llama-6M w4 g128, first 32 WikiText-2 test windows: SmoothQuant+ %.3f, RTN %.3f\n", sqp_w, rtn_w);
   EXPECT_LE(sqp_w, 1.01 * rtn_w);
 }
 
