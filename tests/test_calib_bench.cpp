@@ -2,8 +2,9 @@
 // SQUEEZE_CALIB_BENCH=1). Run each case in its own process so peak RSS is that case's:
 //   SQUEEZE_CALIB_BENCH=1 ./test_calib_bench --gtest_filter=CalibBench.Stories260K
 //   SQUEEZE_CALIB_BENCH=1 ./test_calib_bench --gtest_filter=CalibBench.Llama7BShape
-// The second writes (once) a LLaMA-7B-shaped checkpoint with synthetic F16 weights and 2 layers
-// (hidden 4096, intermediate 11008, 32 heads, vocab 32000; 1.3 GB) to $SQUEEZE_CALIB_BENCH_DIR
+// The second writes (once, as `squeeze synth --like llama-7b --layers 2`) a LLaMA-7B-shaped checkpoint
+// with synthetic F16 weights and 2 layers (hidden 4096, intermediate 11008, 32 heads, vocab 32000;
+// 1.3 GB) to $SQUEEZE_CALIB_BENCH_DIR
 // (default /tmp/squeeze-calib-7b2). Reports tokens/s of forward+backward, the ratio of one
 // calibration step to one forward, and peak RSS.
 #include <gtest/gtest.h>
@@ -13,12 +14,12 @@
 #include <ctime>
 #include <cstdio>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "calib/calibrate.h"
 #include "core/dtype.h"
 #include "io/safetensors.h"
 #include "model/names.h"
+#include "model/synth.h"
 #include "model/tokenizer.h"
 #include "test_util.h"
 
@@ -108,67 +109,18 @@ TEST(CalibBench, Stories260K) {
 
 // Streams a safetensors file of F16 tensors with pseudo-random values (uniform ±scale) without
 // holding it in memory.
-void write_synthetic_f16(const std::filesystem::path& path, const std::vector<std::pair<std::string, std::vector<int64_t>>>& ts) {
-  nlohmann::json h = nlohmann::json::object();
-  uint64_t off = 0;
-  for (auto& [name, shape] : ts) {
-    uint64_t n = 1;
-    for (auto d : shape) n *= uint64_t(d);
-    h[name] = {{"dtype", "F16"}, {"shape", shape}, {"data_offsets", {off, off + 2 * n}}};
-    off += 2 * n;
-  }
-  std::string hs = h.dump();
-  hs.append((8 - hs.size() % 8) % 8, ' ');
-  std::ofstream out(path, std::ios::binary);
-  uint64_t hn = hs.size();
-  out.write(reinterpret_cast<const char*>(&hn), 8);
-  out.write(hs.data(), std::streamsize(hs.size()));
-  uint64_t state = 88172645463325252ull;
-  std::vector<uint16_t> buf(1 << 20);
-  // The JSON object iterates names in sorted order, as the offsets above were assigned.
-  std::map<std::string, std::vector<int64_t>> sorted(ts.begin(), ts.end());
-  for (auto& [name, shape] : sorted) {
-    uint64_t n = 1;
-    for (auto d : shape) n *= uint64_t(d);
-    const bool norm = name.find("norm") != std::string::npos;
-    while (n) {
-      const size_t k = size_t(std::min<uint64_t>(n, buf.size()));
-      for (size_t i = 0; i < k; i++) {
-        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-        const float u = float(double(state >> 11) / double(1ull << 53)) * 2.f - 1.f;
-        buf[i] = sq::f32_to_f16(norm ? 1.0f + 0.1f * u : 0.03f * u);
-      }
-      out.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(2 * k));
-      n -= k;
-    }
-  }
-  ASSERT_TRUE(out.good());
-}
-
 TEST(CalibBench, Llama7BShape) {
   if (!enabled()) GTEST_SKIP() << "set SQUEEZE_CALIB_BENCH=1 to run";
   const char* d = std::getenv("SQUEEZE_CALIB_BENCH_DIR");
   const std::filesystem::path dir = d ? d : "/tmp/squeeze-calib-7b2";
   const int64_t H = 4096, I = 11008, V = 32000, NL = 2;
-  if (!std::filesystem::exists(dir / "model.safetensors")) {
-    std::filesystem::create_directories(dir);
-    nlohmann::json cfg = {{"model_type", "llama"}, {"vocab_size", V}, {"hidden_size", H}, {"intermediate_size", I},
-                          {"num_hidden_layers", NL}, {"num_attention_heads", 32}, {"num_key_value_heads", 32},
-                          {"max_position_embeddings", 2048}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false},
-                          {"torch_dtype", "float16"}};
-    std::ofstream(dir / "config.json") << cfg.dump(2);
-    std::vector<std::pair<std::string, std::vector<int64_t>>> ts = {
-        {"model.embed_tokens.weight", {V, H}}, {"lm_head.weight", {V, H}}, {"model.norm.weight", {H}}};
-    for (int64_t i = 0; i < NL; i++) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      for (const char* n : {"input_layernorm", "post_attention_layernorm"}) ts.push_back({p + n + ".weight", {H}});
-      for (const char* n : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"})
-        ts.push_back({p + n + ".weight", {H, H}});
-      ts.push_back({p + "mlp.gate_proj.weight", {I, H}});
-      ts.push_back({p + "mlp.up_proj.weight", {I, H}});
-      ts.push_back({p + "mlp.down_proj.weight", {H, I}});
-    }
-    write_synthetic_f16(dir / "model.safetensors", ts);
+  if (!std::filesystem::exists(dir / "model.safetensors")) {  // squeeze synth --like llama-7b --layers 2
+    sq::SynthOptions so;
+    so.like = "llama-7b";
+    so.layers = NL;
+    so.progress = false;
+    sq::ThreadPool wpool(0);
+    sq::write_synthetic_model(so, dir, sq::ExecContext{&wpool, sq::Isa::kBest});
     std::printf("wrote %s\n", dir.c_str());
   }
   const auto cfg = sq::ModelConfig::load(dir);
