@@ -1,5 +1,6 @@
-// Read-only memory map of a whole file; the weights of a checkpoint stay in the page cache and are
-// never copied, so an F16 model costs its file size in RSS, not twice that.
+// Read-only memory map of a whole file. Loaders read tensors through it; those that keep a tensor in
+// another buffer (every linear weight, see formats/dense.cpp) release its mapped pages afterwards, so a
+// model costs its file size in RSS, not twice that.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -466,7 +466,7 @@ std::unique_ptr<LinearWeight> load_int4_linear(const Checkpoint& ckpt, const std
       p.scales[size_t(r * G + g)] = s;
     }
   for (const TensorView* t : {&qw, &qz, &sc, gi})  // the copies are what runs
-    if (t) release_pages(t->data, t->nbytes);
+    if (t) release_pages(*t);
   return std::make_unique<Int4Linear>(std::move(p));
 }
 

@@ -400,7 +400,7 @@ template <typename T>
 std::vector<T> copy_as(const TensorView& t) {
   std::vector<T> v(size_t(t.numel()));
   if (!v.empty()) std::memcpy(v.data(), t.data, v.size() * sizeof(T));
-  release_pages(t.data, t.nbytes);  // the copy is what runs
+  release_pages(t);  // the copy is what runs
   return v;
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/mmap_file.h"
 
 namespace sq {
 
@@ -75,6 +76,7 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path
       fail(p, ": tensor '", name, "' has ", e - b, " bytes but shape ", t.shape_str(), " of ", dtype_name(t.dtype),
            " needs ", numel * dtype_size(t.dtype));
     t.data = base + b;
+    t.mapped = true;
     t.nbytes = e - b;
     if (e > b) ranges.push_back({b, {e, name}});
     tensors_.emplace(name, std::move(t));
@@ -193,6 +195,10 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   f.write(hs);
   for (auto& [name, e] : entries_) f.write(e.bytes.data(), e.bytes.size());
   f.commit();
+}
+
+void release_pages(const TensorView& t) {
+  if (t.mapped) release_pages(t.data, t.nbytes);
 }
 
 }  // namespace sq

@@ -25,6 +25,7 @@ struct TensorView {
   const void* data = nullptr;
   size_t nbytes = 0;
   std::string file;  // where it came from, for error messages
+  bool mapped = false;  // data points into a read-only file mapping (see release_pages below)
 
   int64_t numel() const;
   int64_t dim(int i) const { return shape.at(i); }
@@ -50,6 +51,11 @@ class SafetensorsFile {
 
 // All tensors of a checkpoint directory: model.safetensors, or the shards listed by
 // model.safetensors.index.json ("weight_map": {tensor: shard file}).
+// After a loader has copied `t` into its own buffer: drops t's pages from RSS when t is a view into a
+// file mapping (they stay in the page cache); does nothing for views of ordinary memory, which
+// MADV_DONTNEED would zero.
+void release_pages(const TensorView& t);
+
 class Checkpoint {
  public:
   explicit Checkpoint(const std::filesystem::path& dir);

@@ -2,19 +2,18 @@
 // LSB-first bit stream, optional CSR sparse part). Y[n, rows] = X[n, cols] · Wᵀ, f32 accumulation.
 //
 // lut_matmul picks the implementation from ctx.isa (kScalar: formats/lut.h's lut_matmul_ref; kAvx2 /
-// kAvx512: the Highway kernels of lut_hwy.cpp) and splits the output rows over ctx.pool. The dense
-// part D runs straight from the on-disk code stream (no repacking, no extra memory): when cols % 8 == 0
-// every row starts on a byte boundary and 8 codes are exactly `bits` bytes, so one 32-bit load, a
-// broadcast, a per-lane variable shift (0, b, .., 7b) and an 8-entry vpermps table lookup give eight
-// f32 weights. 2-bit tables are replicated to 8 entries (the lookup reads 3 index bits); 4-bit uses two
-// 8-entry tables and a blend on code bit 3. Rows that start mid-byte (cols % 8 != 0) take a slower
-// fetch (64-bit load + scalar shift) but the same lookup.
-//   n == 1 (decode): each row streams past once, 4 independent accumulators.
+// kAvx512: the Highway kernels of lut_hwy.cpp) and splits the output rows over ctx.pool. The fast
+// kernels read the lane-interleaved codes LutLinear repacks at load (formats/lut.h; same size as the
+// on-disk stream when cols is a multiple of the 64/128/256-column block): per 8 weights one right
+// shift of a vector of 8 code words and one table lookup, then the FMA. The per-row table is one
+// register (3-bit: 8 f32 entries, vpermps reads index bits 0..2; 2-bit: 4 entries replicated to 8),
+// or two for 4-bit (vpermt2ps on AVX-512, two vpermps and a blend on code bit 3 on AVX2).
+//   n == 1 (decode): each row streams past once, 8 accumulators.
 //   n >= 2: a tile of 4 rows × 1024 columns is decoded once into an L1 f32 buffer and used for all n
-//           rows of X (4 × 3 register-blocked micro-kernel, as the dense kernels).
+//           rows of X (kernels/tile_hwy-inl.h, shared with the dense and int4 kernels).
 // The sparse part is added afterwards by kernels/sparse.h, split over threads by non-zeros.
 // Fast paths cover bits 2, 3, 4 with one table per row (group_size == cols); everything else (group
-// tables, 5..8 bits) runs the scalar reference, threaded.
+// tables, 5..8 bits) keeps the on-disk stream and runs the scalar reference, threaded.
 #pragma once
 #include <cstddef>
 #include <cstdint>

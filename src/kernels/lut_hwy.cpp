@@ -2,9 +2,10 @@
 // (kernels/int4.h). Written once, compiled by foreach_target.h for each target of
 // kernels/simd_targets.h (this file is included once per target).
 //
-// All kernels use 8 f32 lanes (256-bit vectors) on both AVX2 and AVX-512: an 8-entry f32 table is one
-// register and one vpermps looks up eight codes, and 8 code bytes zero-extend to one vector of eight
-// int32 lanes. (On the AVX-512 target the same code runs as AVX-512VL 256-bit instructions.)
+// The decode kernels use 8 f32 lanes (256-bit vectors) on both AVX2 and AVX-512: an 8-entry f32 table
+// is one register, one vpermps looks up eight codes, and the lane layout holds 8 code words per vector.
+// (On the AVX-512 target the same code runs as AVX-512VL 256-bit instructions, plus vpermt2ps for
+// 16-entry tables.) The prompt path's micro-kernel (tile_hwy-inl.h) uses full-width vectors.
 #include "kernels/simd_targets.h"
 
 #undef HWY_TARGET_INCLUDE
