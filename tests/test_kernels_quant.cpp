@@ -196,7 +196,9 @@ TEST_P(QuantKernels, Int4MatchesReference) {
             ASSERT_TRUE(kernels::int4_fast_supported(p)) << "g " << g;
           }
           // Both in-memory layouts are exercised: lanes for g128 / g-1, nibble blocks for g32.
-          if (cols > 64) ASSERT_EQ(p.lanes.empty(), g == 32 || g == 24) << "g " << g;
+          if (cols > 64) {
+            ASSERT_EQ(p.lanes.empty(), g == 32 || g == 24) << "g " << g;
+          }
           for (int64_t n : kBatch) {
             const std::vector<float> x = random_x(n, cols, rng);
             std::vector<float> ref(size_t(n * rows)), y1(ref.size(), NAN), y2(ref.size(), NAN), y3(ref.size(), NAN);

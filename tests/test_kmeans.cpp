@@ -304,7 +304,9 @@ TEST(KMeans, NearestCodeMatchesNearestSearch) {
       // Independent: no entry is strictly nearer, and no lower index is as near.
       for (int j = 0; j < n; j++) {
         ASSERT_GE(std::fabs(double(v) - t[j]), std::fabs(double(v) - t[want]));
-        if (j < want) ASSERT_GT(std::fabs(double(v) - t[j]), std::fabs(double(v) - t[want]));
+        if (j < want) {
+          ASSERT_GT(std::fabs(double(v) - t[j]), std::fabs(double(v) - t[want]));
+        }
       }
     }
   }

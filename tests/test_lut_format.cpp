@@ -145,7 +145,9 @@ TEST(LutFormat, WriteReadLoadRoundTrip) {
     EXPECT_EQ(size_t(qc.numel()), (size_t(cs.rows * cs.cols) * cs.bits + 7) / 8);
     EXPECT_EQ(ckpt.get(prefix + ".lut").shape, (std::vector<int64_t>{cs.rows, m.n_groups(), 1 << cs.bits}));
     EXPECT_EQ(ckpt.has(prefix + ".sparse_values"), m.nnz() > 0);
-    if (m.nnz() > 0) EXPECT_EQ(ckpt.get(prefix + ".sparse_values").dtype, cs.vdt);
+    if (m.nnz() > 0) {
+      EXPECT_EQ(ckpt.get(prefix + ".sparse_values").dtype, cs.vdt);
+    }
 
     auto lin = sq::load_lut_linear(ckpt, prefix, cs.rows, cs.cols);
     ASSERT_EQ(lin->rows(), cs.rows);
@@ -253,7 +255,9 @@ TEST(LutFormat, LaneLayoutRoundTrip) {
       const std::vector<uint32_t> w = sq::pack_lanes(codes.data(), rows, cols, bits);
       const int64_t wpr = sq::lane_words_per_row(cols, bits), bc = sq::lane_block_cols(bits);
       ASSERT_EQ(int64_t(w.size()), rows * wpr);
-      if (cols % bc == 0) EXPECT_EQ(size_t(rows * wpr * 4), sq::packed_code_bytes(size_t(rows * cols), bits));
+      if (cols % bc == 0) {
+        EXPECT_EQ(size_t(rows * wpr * 4), sq::packed_code_bytes(size_t(rows * cols), bits));
+      }
       for (int64_t r = 0; r < rows; r++) {
         for (int64_t c = 0; c < cols; c++)
           ASSERT_EQ(sq::lane_code(w.data() + r * wpr, bits, c), codes[size_t(r * cols + c)])

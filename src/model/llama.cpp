@@ -13,7 +13,7 @@ void llama_block(const Model& m, int64_t layer, Scratch& s, int64_t n, int64_t p
                  float* v_cache, const ExecContext& ctx) {
   const ModelConfig& c = m.cfg;
   const LayerWeights& L = m.layers[layer];
-  const int64_t H = c.hidden, hd = c.head_dim, qd = c.n_heads * hd, kvd = c.n_kv_heads * hd, I = c.intermediate;
+  const int64_t H = c.hidden, hd = c.head_dim, kvd = c.n_kv_heads * hd, I = c.intermediate;
 
   rmsnorm(s.x.data(), L.attn_norm_w.data(), s.xn.data(), n, H, c.norm_eps);
   L.q->matmul(s.xn.data(), n, s.q.data(), ctx);
