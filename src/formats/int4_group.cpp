@@ -312,8 +312,7 @@ void int4_to_lanes(Int4Packed& w) {
   std::vector<uint32_t> lanes(size_t(w.rows * wpr));
   for (int64_t r = 0; r < w.rows; r++) {
     for (int64_t k = 0; k < w.cols; k++) row[size_t(k)] = w.code(r, k);
-    const std::vector<uint32_t> l = pack_lanes(row.data(), 1, w.cols, 4);
-    std::copy(l.begin(), l.end(), lanes.begin() + r * wpr);
+    pack_lanes_row(row.data(), w.cols, 4, lanes.data() + r * wpr);
   }
   w.lanes = std::move(lanes);
   std::vector<uint8_t>().swap(w.codes);

@@ -208,29 +208,33 @@ int64_t lane_words_per_row(int64_t cols, int bits) {
   return (cols + bc - 1) / bc * lane_block_words(bits);
 }
 
-std::vector<uint32_t> pack_lanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits) {
+void pack_lanes_row(const uint8_t* codes, int64_t cols, int bits, uint32_t* out) {
   SQ_CHECK(bits >= 2 && bits <= 4, "lane layout: ", bits, "-bit codes are not supported");
-  const int64_t bc = lane_block_cols(bits), bw = lane_block_words(bits), wpr = lane_words_per_row(cols, bits);
-  std::vector<uint32_t> out(size_t(rows * wpr), 0);
-  for (int64_t r = 0; r < rows; r++) {
-    const uint8_t* cr = codes + r * cols;
-    for (int64_t c = 0; c < cols; c++) {
-      uint32_t* blk = out.data() + r * wpr + (c / bc) * bw;
-      const int64_t off = c % bc, t = off / 8, j = off % 8;
-      const uint32_t q = cr[c];
-      SQ_CHECK(q < (1u << bits), "lane layout: code ", q, " does not fit in ", bits, " bits");
-      if (bits != 3) {
-        blk[j] |= q << (bits * t);
-      } else if (t < 30) {
-        blk[8 * (t / 10) + j] |= q << (3 * (t % 10));
-      } else {  // the 6-bit value e = code30 | code31 << 3, two bits in the top of each of the 3 words
-        const uint32_t e = q << (3 * (t - 30));
-        blk[j] |= (e & 3u) << 30;
-        blk[8 + j] |= ((e >> 2) & 3u) << 30;
-        blk[16 + j] |= ((e >> 4) & 3u) << 30;
-      }
+  const int64_t bc = lane_block_cols(bits), bw = lane_block_words(bits);
+  std::fill(out, out + lane_words_per_row(cols, bits), 0u);
+  for (int64_t c = 0; c < cols; c++) {
+    uint32_t* blk = out + (c / bc) * bw;
+    const int64_t off = c % bc, t = off / 8, j = off % 8;
+    const uint32_t q = codes[c];
+    SQ_CHECK(q < (1u << bits), "lane layout: code ", q, " does not fit in ", bits, " bits");
+    if (bits != 3) {
+      blk[j] |= q << (bits * t);
+    } else if (t < 30) {
+      blk[8 * (t / 10) + j] |= q << (3 * (t % 10));
+    } else {  // the 6-bit value e = code30 | code31 << 3, two bits in the top of each of the 3 words
+      const uint32_t e = q << (3 * (t - 30));
+      blk[j] |= (e & 3u) << 30;
+      blk[8 + j] |= ((e >> 2) & 3u) << 30;
+      blk[16 + j] |= ((e >> 4) & 3u) << 30;
     }
   }
+}
+
+std::vector<uint32_t> pack_lanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits) {
+  SQ_CHECK(bits >= 2 && bits <= 4, "lane layout: ", bits, "-bit codes are not supported");
+  const int64_t wpr = lane_words_per_row(cols, bits);
+  std::vector<uint32_t> out(size_t(rows * wpr));
+  for (int64_t r = 0; r < rows; r++) pack_lanes_row(codes + r * cols, cols, bits, out.data() + r * wpr);
   return out;
 }
 
@@ -328,8 +332,7 @@ LutLinear::LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, s
     const int64_t wpr = lane_words_per_row(cols, bits);
     for (int64_t r = 0; r < rows; r++) {  // row by row, so the unpacked codes stay small
       unpack_codes(qcodes_.data(), size_t(r) * size_t(cols), size_t(cols), bits, row.data());
-      const std::vector<uint32_t> w = pack_lanes(row.data(), 1, cols, bits);
-      std::copy(w.begin(), w.end(), lanes_.begin() + r * wpr);
+      pack_lanes_row(row.data(), cols, bits, lanes_.data() + r * wpr);
     }
     std::vector<uint8_t>().swap(qcodes_);
   }

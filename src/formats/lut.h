@@ -85,6 +85,8 @@ int64_t lane_block_words(int bits);
 int64_t lane_words_per_row(int64_t cols, int bits);
 // codes: one byte per weight [rows * cols] -> rows * lane_words_per_row words.
 std::vector<uint32_t> pack_lanes(const uint8_t* codes, int64_t rows, int64_t cols, int bits);
+// One row: codes[cols] -> out[lane_words_per_row(cols, bits)] (overwritten).
+void pack_lanes_row(const uint8_t* codes, int64_t cols, int bits, uint32_t* out);
 // The code of column c of a row whose lane words start at `row`.
 uint32_t lane_code(const uint32_t* row, int bits, int64_t c);
 

@@ -48,35 +48,20 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
     });
     return;
   }
-  const size_t G = size_t(w.n_groups);
-  if (!w.lanes.empty()) {  // X in stored order, zero-padded to whole 64-column blocks; Σ x per group
-    const size_t ld = (cols + 63) / 64 * 64;
-    std::vector<float> xq(N * ld, 0.0f), xsum(N * G, 0.0f);
-    for (size_t t = 0; t < N; t++) {
-      const float* xt = x + t * cols;
-      float* q = xq.data() + t * ld;
-      for (size_t k = 0; k < cols; k++) q[k] = xt[w.perm.empty() ? k : size_t(w.perm[k])];
-      for (size_t g = 0; g < G; g++) {
-        float s = 0;
-        for (int32_t k = w.group_begin[g]; k < w.group_begin[g + 1]; k++) s += q[k];
-        xsum[t * G + g] = s;
-      }
-    }
-    split_rows(rows, kRowQuantum, work_per_row, ctx.pool,
-               [&](size_t r0, size_t r1) { fn(w, xq.data(), ld, xsum.data(), N, y, r0, r1); });
-    return;
-  }
-  // X -> block order: per 16 stored positions, the 8 even then the 8 odd (matching the low / high
-  // nibbles of 8 code bytes), act-order permutation folded in, zero padding past cols. Plus Σ x per
-  // (row of X, group) for the zero-point term.
-  const size_t cols16 = (cols + 15) / 16 * 16;
-  std::vector<float> xq(N * cols16, 0.0f), xsum(N * G, 0.0f);
+  // X in the order the kernel reads codes, act-order permutation folded in, zero padding past cols:
+  //   lanes:  stored order, padded to whole 64-column blocks;
+  //   blocks: per 16 stored positions the 8 even then the 8 odd (matching the low / high nibbles of 8
+  //           code bytes), padded to a multiple of 16.
+  // Plus Σ x per (row of X, group) for the zero-point term.
+  const bool lanes = !w.lanes.empty();
+  const size_t G = size_t(w.n_groups), ld = lanes ? (cols + 63) / 64 * 64 : (cols + 15) / 16 * 16;
+  std::vector<float> xq(N * ld, 0.0f), xsum(N * G, 0.0f);
   for (size_t t = 0; t < N; t++) {
     const float* xt = x + t * cols;
-    float* q = xq.data() + t * cols16;
+    float* q = xq.data() + t * ld;
     for (size_t k = 0; k < cols; k++) {
       const size_t src = w.perm.empty() ? k : size_t(w.perm[k]);
-      q[(k & ~size_t(15)) + ((k & 1) << 3) + ((k & 15) >> 1)] = xt[src];
+      q[lanes ? k : (k & ~size_t(15)) + ((k & 1) << 3) + ((k & 15) >> 1)] = xt[src];
     }
     for (size_t g = 0; g < G; g++) {
       float s = 0;
@@ -85,9 +70,8 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
       xsum[t * G + g] = s;
     }
   }
-  split_rows(rows, kRowQuantum, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
-    fn(w, xq.data(), cols16, xsum.data(), N, y, r0, r1);
-  });
+  split_rows(rows, kRowQuantum, work_per_row, ctx.pool,
+             [&](size_t r0, size_t r1) { fn(w, xq.data(), ld, xsum.data(), N, y, r0, r1); });
 }
 
 }  // namespace sq::kernels

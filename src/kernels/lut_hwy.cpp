@@ -43,6 +43,11 @@ using VU = hn::Vec<DU>;
 // ignored on purpose, so the indices are passed as they are (IndicesFromVec would assert idx < 8).
 HWY_INLINE VF Lookup8(VF table, VU idx) { return hn::TableLookupLanes(table, hn::Indices256<float>{idx.raw}); }
 
+// Σ of eight accumulators, in a fixed pairwise order (the decode kernels keep 8 to cover FMA latency).
+HWY_INLINE VF Sum8(const VF* a) {
+  return hn::Add(hn::Add(hn::Add(a[0], a[1]), hn::Add(a[2], a[3])), hn::Add(hn::Add(a[4], a[5]), hn::Add(a[6], a[7])));
+}
+
 // 16-entry lookup on index bits 0..3 (4-bit codes): one vpermt2ps on AVX-512(VL), two vpermps and a
 // blend on code bit 3 (moved to the sign bit) on AVX2.
 HWY_INLINE VF Lookup16(VF lo, VF hi, VU idx) {
@@ -99,8 +104,8 @@ struct LaneBlock {
 };
 
 // n == 1: y[r] = Σ_k W[r, k] x[k] for r in [r0, r1). Eight accumulators (step t feeds t % 8) hide the
-// FMA latency (4 cycles × 2 FMA pipes). A partial last block reads x from a zero-padded copy (its padding codes are 0 and the
-// tables finite, so the padding adds exact zeros).
+// FMA latency (4 cycles × 2 FMA pipes). A partial last block reads x from a zero-padded copy (its
+// padding codes are 0 and the tables finite, so the padding adds exact zeros).
 template <int B>
 void LutMatvec(const LutView& v, const float* x, float* y, size_t r0, size_t r1) {
   using LB = LaneBlock<B>;
@@ -124,9 +129,7 @@ void LutMatvec(const LutView& v, const float* x, float* y, size_t r0, size_t r1)
       LB::Decode(row + b * LB::kWords, lo, hi,
                  [&](size_t t, VF w) HWY_ATTR { acc[t & 7] = hn::MulAdd(w, hn::LoadU(df, xb + 8 * t), acc[t & 7]); });
     }
-    const VF s4 = hn::Add(hn::Add(acc[0], acc[4]), hn::Add(acc[1], acc[5]));
-    const VF s8 = hn::Add(hn::Add(acc[2], acc[6]), hn::Add(acc[3], acc[7]));
-    y[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(s4, s8)));
+    y[r] = hn::GetLane(hn::SumOfLanes(df, Sum8(acc)));
   }
 }
 
@@ -215,7 +218,7 @@ void Int4Matvec(const Int4Packed& w, const float* xq, const float* xsum, float* 
         d[0] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(c, m15))), hn::LoadU(df, xq + 16 * b), d[0]);
         d[1] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::ShiftRight<4>(c))), hn::LoadU(df, xq + 16 * b + 8), d[1]);
       }
-      const VF dsum = hn::Add(hn::Add(hn::Add(d[0], d[1]), hn::Add(d[2], d[3])), hn::Add(hn::Add(d[4], d[5]), hn::Add(d[6], d[7])));
+      const VF dsum = Sum8(d);
       if (g & 1)
         acc1 = hn::MulAdd(hn::Set(df, sc[g]), dsum, acc1);
       else
@@ -307,15 +310,12 @@ void Int4LaneMatvec(const Int4Packed& w, const float* xq, const float* xsum, flo
           d[t] = hn::MulAdd(hn::ConvertTo(df, hn::BitCast(di, hn::And(v, m15))), hn::LoadU(df, xq + 64 * b + 8 * t),
                             d[t]);
       }
-      const VF dsum = hn::Add(hn::Add(hn::Add(d[0], d[1]), hn::Add(d[2], d[3])),
-                              hn::Add(hn::Add(d[4], d[5]), hn::Add(d[6], d[7])));
+      const VF dsum = Sum8(d);
       acc[g & 7] = hn::MulAdd(hn::Set(df, sc[g]), dsum, acc[g & 7]);
       zterm += sc[g] * float(zp[g]) * xsum[g];
 #endif
     }
-    const VF s4 = hn::Add(hn::Add(acc[0], acc[4]), hn::Add(acc[1], acc[5]));
-    const VF s8 = hn::Add(hn::Add(acc[2], acc[6]), hn::Add(acc[3], acc[7]));
-    y[r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(s4, s8))) - zterm;
+    y[r] = hn::GetLane(hn::SumOfLanes(df, Sum8(acc))) - zterm;
   }
 }
 
