@@ -197,6 +197,9 @@ void register_all() {
   for (const char* f : fmts) add("matvec", f, isa, kShapes[0], 1, 1);
   for (const char* f : fmts) add("matmul64", f, isa, kShapes[0], 64, 1);
   for (const char* f : {"lut3", "int4g128"}) add("matvec", f, Isa::kScalar, kShapes[0], 1, 2);
+  // With int8-activation decode (avx512vnni), the f32-activation kernels of avx512 beside it.
+  if (isa == Isa::kAvx512Vnni)
+    for (const char* f : fmts) add("matvec", f, Isa::kAvx512, kShapes[0], 1, 1);
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ scripts/build.sh build
 (cd build && ctest --output-on-failure -j2 --timeout 900)
 # The kernel-dependent suites again with dispatch forced to each ISA the machine has.
 best=$(./build/squeeze isa | awk '/^best/ {print $2}')
-for isa in scalar avx2 avx512; do
+for isa in scalar avx2 avx512 avx512vnni; do
   if [ "$isa" = "$best" ]; then
     echo "== SQUEEZE_ISA=$isa: the default, already run above" >&2
   elif ./build/squeeze isa "$isa" >/dev/null 2>&1; then

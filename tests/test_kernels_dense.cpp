@@ -211,7 +211,8 @@ std::string param_name(const ::testing::TestParamInfo<std::tuple<Isa, DType>>& i
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, DenseIsaTest,
-                         ::testing::Combine(::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kBest),
+                         ::testing::Combine(::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni,
+                                                              Isa::kBest),
                                             ::testing::Values(DType::F32, DType::F16, DType::BF16)),
                          param_name);
 
@@ -332,15 +333,21 @@ TEST(DenseLinear, OwnedStorage) {
 // ---- ISA names, make_context, bandwidth ---------------------------------------------------------------
 
 TEST(Isa, NamesRoundTripAndUnknownIsAnError) {
-  for (Isa i : {Isa::kBest, Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) EXPECT_EQ(isa_from_name(isa_name(i)), i);
+  for (Isa i : {Isa::kBest, Isa::kScalar, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni})
+    EXPECT_EQ(isa_from_name(isa_name(i)), i);
   EXPECT_THROW(isa_from_name("sse9"), Error);
   EXPECT_TRUE(isa_supported(Isa::kScalar));
   EXPECT_TRUE(isa_supported(Isa::kBest));
   EXPECT_TRUE(isa_supported(best_isa()));
   EXPECT_EQ(resolve_isa(Isa::kBest), best_isa());
   EXPECT_EQ(resolve_isa(Isa::kScalar), Isa::kScalar);
+  EXPECT_EQ(hwy_isa(Isa::kAvx512Vnni), Isa::kAvx512);
+  if (isa_supported(Isa::kAvx512Vnni)) {
+    EXPECT_TRUE(isa_supported(Isa::kAvx512));
+  }
   std::cout << "CPU supports: scalar" << (isa_supported(Isa::kAvx2) ? " avx2" : "")
-            << (isa_supported(Isa::kAvx512) ? " avx512" : "") << "; best = " << isa_name(best_isa()) << "\n";
+            << (isa_supported(Isa::kAvx512) ? " avx512" : "")
+            << (isa_supported(Isa::kAvx512Vnni) ? " avx512vnni" : "") << "; best = " << isa_name(best_isa()) << "\n";
 }
 
 // Sets SQUEEZE_ISA for one scope and restores the previous value.

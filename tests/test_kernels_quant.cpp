@@ -13,11 +13,13 @@
 
 #include "core/context.h"
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/threadpool.h"
 #include "formats/int4_group.h"
 #include "formats/lut.h"
 #include "kernels/int4.h"
 #include "kernels/lut.h"
+#include "kernels/q8.h"
 #include "kernels/sparse.h"
 
 using namespace sq;
@@ -239,7 +241,140 @@ TEST_P(QuantKernels, LutFallbackLayouts) {
   }
 }
 
+// The f32-activation kernels; avx512vnni runs them too except for decode (tested below, Q8.*).
 INSTANTIATE_TEST_SUITE_P(Isas, QuantKernels, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512), param_name);
+
+// ---- int8-activation decode (kernels/q8.h) -----------------------------------------------------------
+
+// Shapes for the int8 path: partial 128/256/512-column blocks, a 512-block whose second half is padding
+// (300, 700), and LLaMA-like 11008 (21.5 blocks of 512).
+constexpr int64_t kQ8Cols[] = {1, 7, 64, 129, 256, 300, 700, 1000, 1300, 11008};
+
+bool have_vnni() { return isa_supported(Isa::kAvx512Vnni); }
+
+// The fast activation quantizer gives the reference's bits (values, scales, sums), tails and zero blocks too.
+TEST(Q8, QuantizeMatchesReference) {
+  if (!have_vnni()) GTEST_SKIP() << "SKIPPED: this CPU lacks AVX-512 VBMI/VNNI; the fast quantizer is not tested";
+  std::mt19937 rng(3);
+  for (int64_t block : {kernels::kQ8Int4Block, kernels::kQ8LutBlock})
+    for (int64_t cols : kQ8Cols) {
+      std::vector<float> x = random_x(1, cols, rng);
+      if (cols > block) std::fill(x.begin(), x.begin() + block, 0.0f);  // an all-zero block
+      x[size_t(cols - 1)] = 1000.0f;                                    // an outlier
+      kernels::Q8Act a;
+      kernels::q8_quantize_ref(x.data(), cols, block, a);
+      std::vector<int8_t> q(size_t(a.padded), 7);
+      std::vector<float> d(a.d.size(), NAN);
+      std::vector<int32_t> sum(a.sum.size(), 7);
+      kernels::q8_avx512::quantize(x.data(), cols, block, a.padded, q.data(), d.data(), sum.data());
+      EXPECT_EQ(q, a.q) << "cols " << cols;
+      EXPECT_EQ(d, a.d) << "cols " << cols;
+      EXPECT_EQ(sum, a.sum) << "cols " << cols;
+      for (int64_t c = 0; c < cols; c++)  // |x - d q| <= d / 2 (+ rounding of x · 127 / max)
+        ASSERT_LE(std::fabs(x[size_t(c)] - a.d[size_t(c / block)] * a.q[size_t(c)]),
+                  0.5f * a.d[size_t(c / block)] * 1.0001f + 1e-30f);
+    }
+}
+
+// The int8 path against its scalar reference (≤ 1e-5, the order of float additions differs), through
+// lut_matmul's dispatch too; the same bits with 1, 2 and 3 threads.
+TEST(Q8, LutMatchesReference) {
+  if (!have_vnni()) GTEST_SKIP() << "SKIPPED: this CPU lacks AVX-512 VBMI/VNNI; the int8 kernels are not tested";
+  std::mt19937 rng(4321);
+  ThreadPool p1(1), p2(2), p3(3);
+  for (int bits : {3, 4})
+    for (double sp : {0.0, 0.02})
+      for (int64_t cols : kQ8Cols)
+        for (int64_t rows : kRows) {
+          LutMatrix m = random_lut(rows, cols, bits, cols, sp, rng);
+          auto lin = make_lut_linear(m);
+          const LutView v = static_cast<const LutLinear&>(*lin).view();
+          ASSERT_TRUE(kernels::lut_q8_supported(v));
+          const std::vector<float> x = random_x(1, cols, rng);
+          std::vector<float> ref(static_cast<size_t>(rows)), y1(ref.size(), NAN), y2(ref.size(), NAN), y3(ref.size(), NAN);
+          kernels::lut_matvec_q8(v, x.data(), ref.data(), ExecContext{&p2, Isa::kScalar});
+          kernels::lut_matvec_q8(v, x.data(), y1.data(), ExecContext{&p1, Isa::kAvx512Vnni});
+          kernels::lut_matmul(v, x.data(), 1, y2.data(), ExecContext{&p2, Isa::kAvx512Vnni});
+          lin->matmul(x.data(), 1, y3.data(), ExecContext{&p3, Isa::kAvx512Vnni});
+          const std::string what = "bits " + std::to_string(bits) + " sparse " + std::to_string(v.nnz) + " [" +
+                                   std::to_string(rows) + ", " + std::to_string(cols) + "]";
+          ASSERT_LE(rel_err(y1, ref), 1e-5) << what;
+          ASSERT_EQ(y1, y2) << what << ": 1 vs 2 threads";
+          ASSERT_EQ(y1, y3) << what << ": 1 vs 3 threads";
+        }
+}
+
+TEST(Q8, Int4MatchesReference) {
+  if (!have_vnni()) GTEST_SKIP() << "SKIPPED: this CPU lacks AVX-512 VBMI/VNNI; the int8 kernels are not tested";
+  std::mt19937 rng(77);
+  ThreadPool p1(1), p2(2), p3(3);
+  for (int64_t g : {int64_t(128), int64_t(256), int64_t(-1), int64_t(64)})
+    for (bool act : {false, true})
+      for (int64_t cols : kQ8Cols)
+        for (int64_t rows : kRows) {
+          Int4Matrix m = random_int4(rows, cols, g, act, rng);
+          auto lin = make_int4_linear(m);
+          const Int4Packed& p = static_cast<const Int4Linear&>(*lin).packed();
+          const std::vector<float> x = random_x(1, cols, rng);
+          std::vector<float> f32(static_cast<size_t>(rows)), y2(f32.size(), NAN), y3(f32.size(), NAN);
+          int4_matmul_ref(p, x.data(), 1, f32.data());
+          const std::string what = "g " + std::to_string(g) + (act ? " act-order" : "") + " [" +
+                                   std::to_string(rows) + ", " + std::to_string(cols) + "]";
+          if (g == 64 && cols > 128) {  // group starts off the 128-column activation blocks: the f32 kernels
+            ASSERT_FALSE(kernels::int4_q8_supported(p)) << what;
+            kernels::int4_matmul(p, x.data(), 1, y2.data(), ExecContext{&p2, Isa::kAvx512Vnni});
+            ASSERT_LE(rel_err(y2, f32), 1e-5) << what;
+            continue;
+          }
+          ASSERT_TRUE(kernels::int4_q8_supported(p)) << what;
+          std::vector<float> ref(f32.size()), y1(f32.size(), NAN);
+          kernels::int4_matvec_q8(p, x.data(), ref.data(), ExecContext{&p2, Isa::kScalar});
+          kernels::int4_matvec_q8(p, x.data(), y1.data(), ExecContext{&p1, Isa::kAvx512Vnni});
+          kernels::int4_matmul(p, x.data(), 1, y2.data(), ExecContext{&p2, Isa::kAvx512Vnni});
+          lin->matmul(x.data(), 1, y3.data(), ExecContext{&p3, Isa::kAvx512Vnni});
+          ASSERT_LE(rel_err(y1, ref), 1e-5) << what;
+          ASSERT_EQ(y1, y2) << what << ": 1 vs 2 threads";
+          ASSERT_EQ(y1, y3) << what << ": 1 vs 3 threads";
+        }
+}
+
+// What int8 activations and int8 tables cost in accuracy: the scalar int8 reference against the f32
+// reference, on Gaussian activations (relative error about 1%; the f32 kernels stay the prompt path).
+TEST(Q8, ReferenceCloseToF32) {
+  std::mt19937 rng(11);
+  ThreadPool p2(2);
+  for (int bits : {3, 4})
+    for (int64_t cols : {int64_t(300), int64_t(4096)}) {
+      LutMatrix m = random_lut(64, cols, bits, cols, 0.0, rng);
+      auto lin = make_lut_linear(m);
+      const LutView v = static_cast<const LutLinear&>(*lin).view();
+      const std::vector<float> x = random_x(1, cols, rng);
+      std::vector<float> f32(64), q8(64);
+      lut_matmul_ref(v, x.data(), 1, f32.data(), 0, 64);
+      kernels::lut_matvec_q8(v, x.data(), q8.data(), ExecContext{&p2, Isa::kScalar});
+      const double e = rel_err(q8, f32);
+      EXPECT_LE(e, 0.02) << "bits " << bits << " cols " << cols;
+      EXPECT_GT(e, 0.0) << "bits " << bits << ": int8 rounding should show";
+    }
+  Int4Matrix m = random_int4(64, 4096, 128, true, rng);
+  auto lin = make_int4_linear(m);
+  const Int4Packed& p = static_cast<const Int4Linear&>(*lin).packed();
+  const std::vector<float> x = random_x(1, 4096, rng);
+  std::vector<float> f32(64), q8(64);
+  int4_matmul_ref(p, x.data(), 1, f32.data());
+  kernels::int4_matvec_q8(p, x.data(), q8.data(), ExecContext{&p2, Isa::kScalar});
+  EXPECT_LE(rel_err(q8, f32), 0.02);
+}
+
+// The int8 path is only taken for decode at kAvx512Vnni; asking it for another ISA is an error.
+TEST(Q8, RefusesOtherIsas) {
+  std::mt19937 rng(1);
+  auto lin = make_lut_linear(random_lut(4, 64, 3, 64, 0.0, rng));
+  const LutView v = static_cast<const LutLinear&>(*lin).view();
+  std::vector<float> x(64, 1.0f), y(4);
+  ThreadPool p1(1);
+  EXPECT_THROW(kernels::lut_matvec_q8(v, x.data(), y.data(), ExecContext{&p1, Isa::kAvx2}), Error);
+}
 
 // Row ranges for the sparse part carry about equal non-zeros, not equal rows.
 TEST(SparseKernel, SplitBalancesNonZeros) {

@@ -266,6 +266,20 @@ TEST(LutFormat, LaneLayoutRoundTrip) {
           ASSERT_EQ(sq::lane_code(w.data() + r * wpr, bits, c), 0u) << "padding, " << bits << "-bit, col " << c;
       }
     }
+  // The 3-bit byte planes at the documented places (formats/lut.h), independently of lane_code.
+  std::vector<uint8_t> one(512, 0);
+  one[5] = 3;        // plane 0, byte 5, bits 0..2
+  one[64 + 6] = 5;   // plane 0, byte 6, bits 3..5
+  one[256 + 7] = 6;  // plane 2, byte 7, bits 0..2
+  one[448 + 9] = 5;  // e_9 = 5 << 3 = 0b101000: plane 0 gets bits 0..1 (0), plane 1 bits 2..3 (2), plane 2 bits 4..5 (2)
+  const std::vector<uint32_t> w3 = sq::pack_lanes(one.data(), 1, 512, 3);
+  const auto* b = reinterpret_cast<const uint8_t*>(w3.data());
+  EXPECT_EQ(b[5], 3);
+  EXPECT_EQ(b[6], 5 << 3);
+  EXPECT_EQ(b[128 + 7], 6);
+  EXPECT_EQ(b[9], 0);
+  EXPECT_EQ(b[64 + 9], 2 << 6);
+  EXPECT_EQ(b[128 + 9], 2 << 6);
   const uint8_t bad = 8;
   EXPECT_THROW(sq::pack_lanes(&bad, 1, 1, 3), sq::Error);
   EXPECT_THROW(sq::pack_lanes(&bad, 1, 1, 5), sq::Error);

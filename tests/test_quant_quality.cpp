@@ -27,6 +27,7 @@
 
 #include "calib/calibrate.h"
 #include "eval/perplexity.h"
+#include "model/session.h"
 #include "model/tokenizer.h"
 #include "quant/pipeline.h"
 #include "test_util.h"
@@ -175,6 +176,44 @@ TEST_F(Stories260K, SmoothQuantPlusNoWorseThanRtnG128) {
   EXPECT_LE(sqp_ppl, 1.01 * rtn_ppl);
 }
 
+// What int8-activation decode (Isa::kAvx512Vnni, kernels/q8.h) costs: teacher-forced decoding, one
+// token at a time through the KV cache, of the first 2 x 128 eval tokens, with the int8 kernels and
+// with the f32 ones (kAvx512), for SqueezeLLM 3-bit, 4-bit and RTN w4 g128. Bound: perplexity within 1%.
+double decode_ppl(const Model& m, const std::vector<int32_t>& ids, int64_t window, int64_t windows,
+                  const ExecContext& ctx) {
+  double nll = 0;
+  int64_t count = 0;
+  std::vector<float> logits;
+  for (int64_t w = 0; w < windows; w++) {
+    Session s(m, ctx, window);
+    const int32_t* t = ids.data() + w * window;
+    for (int64_t i = 0; i + 1 < window; i++) {
+      s.forward(&t[i], 1, &logits, false);
+      double mx = logits[0], z = 0;
+      for (float l : logits) mx = std::max(mx, double(l));
+      for (float l : logits) z += std::exp(double(l) - mx);
+      nll += mx + std::log(z) - double(logits[size_t(t[i + 1])]);
+      count++;
+    }
+  }
+  return std::exp(nll / double(count));
+}
+
+TEST_F(Stories260K, Int8DecodeWithinOnePercentOfF32) {
+  if (!isa_supported(Isa::kAvx512Vnni)) GTEST_SKIP() << "SKIPPED: this CPU lacks AVX-512 VBMI/VNNI (no int8 decode)";
+  for (const QuantizeOptions& o : {opts("squeezellm", 3), opts("squeezellm", 4), opts("rtn", 4, 128)}) {
+    const QuantizedModel q = bench_->quantize(o);
+    ModelPatch patch(*bench_->model, q);
+    const ExecContext f32{bench_->ctx.ctx.pool, Isa::kAvx512}, q8{bench_->ctx.ctx.pool, Isa::kAvx512Vnni};
+    const double p32 = decode_ppl(*bench_->model, bench_->eval, 128, 2, f32);
+    const double p8 = decode_ppl(*bench_->model, bench_->eval, 128, 2, q8);
+    std::printf("stories260K %s %d-bit g%lld decode ppl: f32 activations %.4f, int8 %.4f (%+.3f%%)\n",
+                o.method.c_str(), o.bits, (long long)o.group_size, p32, p8, 100.0 * (p8 / p32 - 1));
+    EXPECT_NE(p8, p32) << "the int8 kernels did not run";
+    EXPECT_LE(std::fabs(p8 / p32 - 1), 0.01) << o.method << " " << o.bits;
+  }
+}
+
 // ---- docs-llama-6M -----------------------------------------------------------------------------------
 
 class DocsLlama6M : public ::testing::Test {
@@ -213,7 +252,17 @@ class DocsLlama6M : public ::testing::Test {
 Bench* DocsLlama6M::bench_ = nullptr;
 
 TEST_F(DocsLlama6M, SqueezeLLM3BitBelowRtnPerRow) {
-  const double sq3 = bench_->ppl(bench_->quantize(opts("squeezellm", 3)), bench_->eval, 512, 32);
+  const QuantizedModel q3 = bench_->quantize(opts("squeezellm", 3));
+  const double sq3 = bench_->ppl(q3, bench_->eval, 512, 32);
+  if (isa_supported(Isa::kAvx512Vnni)) {  // int8 decode on this model's real widths (256 / 768 columns)
+    ModelPatch patch(*bench_->model, q3);
+    const ExecContext f32{bench_->ctx.ctx.pool, Isa::kAvx512}, q8{bench_->ctx.ctx.pool, Isa::kAvx512Vnni};
+    const double p32 = decode_ppl(*bench_->model, bench_->eval, 256, 2, f32);
+    const double p8 = decode_ppl(*bench_->model, bench_->eval, 256, 2, q8);
+    std::printf("docs-llama-6M SqueezeLLM 3-bit decode ppl (2 x 256 heldout tokens): f32 activations %.3f, "
+                "int8 %.3f (%+.3f%%)\n", p32, p8, 100.0 * (p8 / p32 - 1));
+    EXPECT_LE(std::fabs(p8 / p32 - 1), 0.01);
+  }
   const double rtn3 = bench_->ppl(bench_->quantize(opts("rtn", 3)), bench_->eval, 512, 32);
   std::printf("docs-llama-6M 3-bit, first 32 heldout windows: SqueezeLLM %.3f, RTN per row %.3f\n", sq3, rtn3);
   EXPECT_LT(sq3, rtn3);

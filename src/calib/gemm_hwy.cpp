@@ -112,7 +112,7 @@ const HwyTable* hwy_table(Isa isa) {
 #endif
 #if HWY_TARGETS & HWY_AVX3
   static const HwyTable avx3{N_AVX3::NrF32(), &N_AVX3::TileF32, &N_AVX3::F16ToF32, &N_AVX3::BF16ToF32};
-  if (isa == Isa::kAvx512) return &avx3;
+  if (hwy_isa(isa) == Isa::kAvx512) return &avx3;
 #endif
   return nullptr;
 }

@@ -17,7 +17,7 @@ void add_commands(CLI::App& app) {
 
 void ExecFlags::add(CLI::App* cmd) {
   cmd->add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--isa", isa, "kernel instruction set: best, scalar, avx2, avx512 (default: $SQUEEZE_ISA or best)");
+  cmd->add_option("--isa", isa, "kernel instruction set: best, scalar, avx2, avx512, avx512vnni (default: $SQUEEZE_ISA or best)");
 }
 
 std::string read_data_file(const std::string& path) {

@@ -9,6 +9,7 @@
 #include "core/mmap_file.h"
 #include "io/safetensors.h"
 #include "kernels/lut.h"
+#include "kernels/q8.h"
 
 namespace sq {
 namespace {
@@ -201,8 +202,8 @@ void write_lut_linear(SafetensorsWriter& w, const std::string& prefix, const Lut
 bool lane_layout_supported(int bits, int64_t cols, int64_t group_size) {
   return bits >= 2 && bits <= 4 && group_size == cols && cols > 0;
 }
-int64_t lane_block_cols(int bits) { return bits == 4 ? 64 : bits == 2 ? 128 : 256; }
-int64_t lane_block_words(int bits) { return bits == 3 ? 24 : 8; }
+int64_t lane_block_cols(int bits) { return bits == 4 ? 64 : bits == 2 ? 128 : 512; }
+int64_t lane_block_words(int bits) { return bits == 3 ? 48 : 8; }
 int64_t lane_words_per_row(int64_t cols, int bits) {
   const int64_t bc = lane_block_cols(bits);
   return (cols + bc - 1) / bc * lane_block_words(bits);
@@ -214,18 +215,21 @@ void pack_lanes_row(const uint8_t* codes, int64_t cols, int bits, uint32_t* out)
   std::fill(out, out + lane_words_per_row(cols, bits), 0u);
   for (int64_t c = 0; c < cols; c++) {
     uint32_t* blk = out + (c / bc) * bw;
-    const int64_t off = c % bc, t = off / 8, j = off % 8;
+    const int64_t off = c % bc;
     const uint32_t q = codes[c];
     SQ_CHECK(q < (1u << bits), "lane layout: code ", q, " does not fit in ", bits, " bits");
     if (bits != 3) {
-      blk[j] |= q << (bits * t);
-    } else if (t < 30) {
-      blk[8 * (t / 10) + j] |= q << (3 * (t % 10));
-    } else {  // the 6-bit value e = code30 | code31 << 3, two bits in the top of each of the 3 words
-      const uint32_t e = q << (3 * (t - 30));
-      blk[j] |= (e & 3u) << 30;
-      blk[8 + j] |= ((e >> 2) & 3u) << 30;
-      blk[16 + j] |= ((e >> 4) & 3u) << 30;
+      blk[off % 8] |= q << (bits * (off / 8));
+      continue;
+    }
+    // 3-bit: three 64-byte planes; see formats/lut.h.
+    uint8_t* b = reinterpret_cast<uint8_t*>(blk);
+    const int64_t p = off % 64, h = off / 64;  // h = 0..7: which 64-column run of the block
+    if (h < 6) {
+      b[64 * (h / 2) + p] |= uint8_t(q << (3 * (h % 2)));
+    } else {  // e = code(384 + p) | code(448 + p) << 3, two bits in the top of each plane's byte p
+      const uint32_t e = q << (3 * (h - 6));
+      for (int plane = 0; plane < 3; plane++) b[64 * plane + p] |= uint8_t(((e >> (2 * plane)) & 3u) << 6);
     }
   }
 }
@@ -241,12 +245,13 @@ std::vector<uint32_t> pack_lanes(const uint8_t* codes, int64_t rows, int64_t col
 uint32_t lane_code(const uint32_t* row, int bits, int64_t c) {
   const int64_t bc = lane_block_cols(bits);
   const uint32_t* blk = row + (c / bc) * lane_block_words(bits);
-  const int64_t off = c % bc, t = off / 8, j = off % 8;
-  const uint32_t mask = (1u << bits) - 1;
-  if (bits != 3) return (blk[j] >> (bits * t)) & mask;
-  if (t < 30) return (blk[8 * (t / 10) + j] >> (3 * (t % 10))) & 7u;
-  const uint32_t e = (blk[j] >> 30) | (blk[8 + j] >> 30) << 2 | (blk[16 + j] >> 30) << 4;
-  return (e >> (3 * (t - 30))) & 7u;
+  const int64_t off = c % bc;
+  if (bits != 3) return (blk[off % 8] >> (bits * (off / 8))) & ((1u << bits) - 1);
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(blk);
+  const int64_t p = off % 64, h = off / 64;
+  if (h < 6) return (b[64 * (h / 2) + p] >> (3 * (h % 2))) & 7u;
+  const uint32_t e = uint32_t(b[p] >> 6) | uint32_t(b[64 + p] >> 6) << 2 | uint32_t(b[128 + p] >> 6) << 4;
+  return (e >> (3 * (h - 6))) & 7u;
 }
 
 // ---- scalar references -------------------------------------------------------------------------
@@ -335,6 +340,11 @@ LutLinear::LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, s
       pack_lanes_row(row.data(), cols, bits, lanes_.data() + r * wpr);
     }
     std::vector<uint8_t>().swap(qcodes_);
+    if (bits == 3 || bits == 4) {
+      qlut_.resize(size_t(rows) * 16);
+      qscale_.resize(size_t(rows));
+      kernels::lut_q8_tables(lut_.data(), rows, bits, qlut_.data(), qscale_.data());
+    }
   }
 }
 
@@ -349,6 +359,10 @@ LutView LutLinear::view() const {
   else
     v.lanes = lanes_.data();
   v.lut = lut_.data();
+  if (!qlut_.empty()) {
+    v.qlut = qlut_.data();
+    v.qscale = qscale_.data();
+  }
   v.nnz = int64_t(values_.size());
   if (v.nnz > 0) {
     v.indptr = indptr_.data();

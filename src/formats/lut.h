@@ -67,18 +67,19 @@ void write_lut_linear(SafetensorsWriter& w, const std::string& prefix, const Lut
 
 // ---- lane-interleaved codes (in memory only) ------------------------------------------------------
 // For 2-, 3- and 4-bit codes with one table per row, LutLinear repacks the on-disk stream at load into
-// the layout the SIMD kernels read with one vector load, one shift and one table lookup per 8 weights
-// (no per-lane variable shifts, no broadcasts). Each row is cut into blocks of lane_block_cols(bits)
-// columns (4-bit: 64, 2-bit: 128, 3-bit: 256), the last one padded with code 0; a block is
-// lane_block_words(bits) u32 words (8, 8, 24), and column 8t + j of the block (t = step, j = lane 0..7):
-//   4-bit: word j, bits [4t, 4t + 4)                 (t < 8)
-//   2-bit: word j, bits [2t, 2t + 2)                 (t < 16)
-//   3-bit: t < 30: word 8·(t / 10) + j, bits [3·(t % 10), +3);
-//          t = 30, 31: the 6-bit value e = w[j] >> 30 | (w[8 + j] >> 30) << 2 | (w[16 + j] >> 30) << 4
-//          holds code 30 in bits 0..2 and code 31 in bits 3..5 (the spare top bits of the 3 words).
-// Step t's eight codes thus sit at the same bit offset in eight consecutive words, and the 8 weights
-// they decode to are 8 consecutive columns. Same bits per weight as the stream (when cols is a
-// multiple of the block).
+// the layout the SIMD kernels read with one vector load, one shift and one table lookup per 8 (f32
+// kernels) or 64 (int8 kernels, kernels/q8.h) weights. Each row is cut into blocks of
+// lane_block_cols(bits) columns (4-bit: 64, 2-bit: 128, 3-bit: 512), the last one padded with code 0;
+// a block is lane_block_words(bits) u32 words (8, 8, 48), and column c of the block is at:
+//   4-bit: word c % 8, bits [4t, 4t + 4) with t = c / 8   (t < 8)
+//   2-bit: word c % 8, bits [2t, 2t + 2) with t = c / 8   (t < 16)
+//   3-bit: byte planes. The block's 192 bytes are three planes of 64; byte p of plane k holds
+//          bits 0..2: the code of column 128k + p,  bits 3..5: the code of column 128k + 64 + p,
+//          bits 6..7: bits 2k, 2k+1 of e_p = code(384 + p) | code(448 + p) << 3.
+// So 8 consecutive words (4-, 2-bit) or 8 consecutive plane bytes (3-bit, zero-extended) hold codes of
+// 8 consecutive columns at one bit offset, and a 64-byte load of 3-bit planes gives 64 byte-wide
+// indices whose bits 0..2 and 3..5 are two codes each (vpermb reads bits 0..5 only). Same bits per
+// weight as the stream (when cols is a multiple of the block).
 bool lane_layout_supported(int bits, int64_t cols, int64_t group_size);  // bits 2..4, group_size == cols
 int64_t lane_block_cols(int bits);
 int64_t lane_block_words(int bits);
@@ -103,6 +104,10 @@ struct LutView {
   const int32_t* indices = nullptr;  // [nnz]
   const float* values = nullptr;     // [nnz] exact weights at the sparse positions
   const float* deltas = nullptr;     // [nnz] values − D at those positions (what the product adds)
+  // The row tables as int8 for the int8-activation decode kernels (kernels/q8.h): qlut [rows, 16],
+  // qscale [rows]. Set for 3- and 4-bit lane layouts; null otherwise.
+  const int8_t* qlut = nullptr;
+  const float* qscale = nullptr;
 
   int64_t n_groups() const { return (cols + group_size - 1) / group_size; }
 };
@@ -144,6 +149,8 @@ class LutLinear final : public LinearWeight {
   std::vector<uint16_t> lut_;
   std::vector<int32_t> indptr_, indices_;
   std::vector<float> values_, deltas_;
+  std::vector<int8_t> qlut_;    // int8 row tables for kernels/q8.h (3-, 4-bit lane layouts)
+  std::vector<float> qscale_;
   DType values_dtype_;
 };
 

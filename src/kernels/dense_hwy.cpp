@@ -169,7 +169,7 @@ const DenseKernelTable* dense_hwy_table(Isa isa) {
 #endif
 #if HWY_TARGETS & HWY_AVX3
   static const DenseKernelTable avx3{&N_AVX3::RowsF32, &N_AVX3::RowsF16, &N_AVX3::RowsBF16};
-  if (isa == Isa::kAvx512) return &avx3;
+  if (hwy_isa(isa) == Isa::kAvx512) return &avx3;
 #endif
   return nullptr;
 }

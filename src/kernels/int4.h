@@ -17,7 +17,8 @@
 // with one shift: on AVX-512 a 16-entry table of (q − zero)·scale per group and one vpermt2ps per 8
 // weights, on AVX2 and/convert/FMA as above. Otherwise the fast path needs every group to start at a
 // multiple of 16 stored columns (true for group sizes that are multiples of 16, with or without
-// act-order); other layouts run the reference.
+// act-order); other layouts run the reference. At Isa::kAvx512Vnni, decode (n == 1) of lane layouts
+// whose group starts are multiples of 128 runs the int8-activation kernel of kernels/q8.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -4,13 +4,15 @@
 // lut_matmul picks the implementation from ctx.isa (kScalar: formats/lut.h's lut_matmul_ref; kAvx2 /
 // kAvx512: the Highway kernels of lut_hwy.cpp) and splits the output rows over ctx.pool. The fast
 // kernels read the lane-interleaved codes LutLinear repacks at load (formats/lut.h; same size as the
-// on-disk stream when cols is a multiple of the 64/128/256-column block): per 8 weights one right
+// on-disk stream when cols is a multiple of the 64/128/512-column block): per 8 weights one right
 // shift of a vector of 8 code words and one table lookup, then the FMA. The per-row table is one
 // register (3-bit: 8 f32 entries, vpermps reads index bits 0..2; 2-bit: 4 entries replicated to 8),
 // or two for 4-bit (vpermt2ps on AVX-512, two vpermps and a blend on code bit 3 on AVX2).
 //   n == 1 (decode): each row streams past once, 8 accumulators.
 //   n >= 2: a tile of 4 rows × 1024 columns is decoded once into an L1 f32 buffer and used for all n
 //           rows of X (kernels/tile_hwy-inl.h, shared with the dense and int4 kernels).
+// At Isa::kAvx512Vnni, decode (n == 1) of 3- and 4-bit tables runs the int8-activation kernels of
+// kernels/q8.h instead (same lane layout, int8 copies of the tables).
 // The sparse part is added afterwards by kernels/sparse.h, split over threads by non-zeros.
 // Fast paths cover bits 2, 3, 4 with one table per row (group_size == cols); everything else (group
 // tables, 5..8 bits) keeps the on-disk stream and runs the scalar reference, threaded.

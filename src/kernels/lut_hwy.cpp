@@ -75,11 +75,11 @@ HWY_INLINE void RowTables(const uint16_t* t, VF& lo, VF& hi) {
   }
 }
 
-// Calls f(t, w) for the weights of one block (w = columns 8t .. 8t+7 as f32), t = 0 .. 8·kSteps-1.
+// Calls f(t, w) for the weights of one block (w = columns 8t .. 8t+7 as f32), every t < kCols / 8 once.
 template <int B>
 struct LaneBlock {
-  static constexpr size_t kCols = B == 4 ? 64 : B == 2 ? 128 : 256;
-  static constexpr size_t kWords = B == 3 ? 24 : 8;
+  static constexpr size_t kCols = B == 4 ? 64 : B == 2 ? 128 : 512;
+  static constexpr size_t kWords = B == 3 ? 48 : 8;
 
   template <class F>
   static HWY_INLINE void Decode(const uint32_t* HWY_RESTRICT blk, VF lo, VF hi, const F& f) {
@@ -91,14 +91,26 @@ struct LaneBlock {
       VU v = hn::LoadU(du, blk);
       for (size_t t = 0; t < 16; t++, v = hn::ShiftRight<2>(v)) f(t, Lookup8(lo, v));
     } else {
-      VU v0 = hn::LoadU(du, blk), v1 = hn::LoadU(du, blk + 8), v2 = hn::LoadU(du, blk + 16);
-      for (size_t t = 0; t < 10; t++, v0 = hn::ShiftRight<3>(v0)) f(t, Lookup8(lo, v0));
-      for (size_t t = 10; t < 20; t++, v1 = hn::ShiftRight<3>(v1)) f(t, Lookup8(lo, v1));
-      for (size_t t = 20; t < 30; t++, v2 = hn::ShiftRight<3>(v2)) f(t, Lookup8(lo, v2));
-      // After 10 shifts each word keeps its 2 spare bits: e = code30 | code31 << 3.
-      const VU e = hn::Or(v0, hn::Or(hn::ShiftLeft<2>(v1), hn::ShiftLeft<4>(v2)));
-      f(30, Lookup8(lo, e));
-      f(31, Lookup8(lo, hn::ShiftRight<3>(e)));
+      // Byte planes (formats/lut.h): 8 bytes of each plane, zero-extended, give 8 columns' codes in bits
+      // 0..2 and 8 more in bits 3..5; their top bits make e (two more codes).
+      const hn::Rebind<uint8_t, DU> d8;
+      const uint8_t* b = reinterpret_cast<const uint8_t*>(blk);
+      for (size_t p = 0; p < 64; p += 8) {
+        const VU v0 = hn::PromoteTo(du, hn::LoadU(d8, b + p));
+        const VU v1 = hn::PromoteTo(du, hn::LoadU(d8, b + 64 + p));
+        const VU v2 = hn::PromoteTo(du, hn::LoadU(d8, b + 128 + p));
+        const size_t t = p / 8;
+        f(t, Lookup8(lo, v0));
+        f(t + 8, Lookup8(lo, hn::ShiftRight<3>(v0)));
+        f(t + 16, Lookup8(lo, v1));
+        f(t + 24, Lookup8(lo, hn::ShiftRight<3>(v1)));
+        f(t + 32, Lookup8(lo, v2));
+        f(t + 40, Lookup8(lo, hn::ShiftRight<3>(v2)));
+        const VU e = hn::Or(hn::ShiftRight<6>(v0), hn::Or(hn::ShiftLeft<2>(hn::ShiftRight<6>(v1)),
+                                                          hn::ShiftLeft<4>(hn::ShiftRight<6>(v2))));
+        f(t + 48, Lookup8(lo, e));
+        f(t + 56, Lookup8(lo, hn::ShiftRight<3>(e)));
+      }
     }
   }
 };
@@ -366,7 +378,7 @@ const LutKernelTable* lut_hwy_table(Isa isa) {
 #endif
 #if HWY_TARGETS & HWY_AVX3
   static const LutKernelTable avx3{{&N_AVX3::LutRows2, &N_AVX3::LutRows3, &N_AVX3::LutRows4}};
-  if (isa == Isa::kAvx512) return &avx3;
+  if (hwy_isa(isa) == Isa::kAvx512) return &avx3;
 #endif
   return nullptr;
 }
@@ -378,7 +390,7 @@ const Int4KernelTable* int4_hwy_table(Isa isa) {
 #endif
 #if HWY_TARGETS & HWY_AVX3
   static const Int4KernelTable avx3{&N_AVX3::Int4Rows, &N_AVX3::Int4LaneRows};
-  if (isa == Isa::kAvx512) return &avx3;
+  if (hwy_isa(isa) == Isa::kAvx512) return &avx3;
 #endif
   return nullptr;
 }

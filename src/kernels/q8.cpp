@@ -1,0 +1,184 @@
+#include "kernels/q8.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernels/sparse.h"
+#include "kernels/split_rows.h"
+
+namespace sq::kernels {
+
+namespace {
+
+constexpr size_t kRowQuantum = 4;
+
+int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// The ISA the int8 path runs for ctx: kScalar (reference) or kAvx512Vnni; others are an error.
+Isa q8_isa(const ExecContext& ctx, const char* what) {
+  const Isa isa = resolve_isa(ctx.isa);
+  SQ_CHECK(isa == Isa::kScalar || isa == Isa::kAvx512Vnni, what, ": int8-activation kernels exist for scalar and ",
+           "avx512vnni, not ", isa_name(isa));
+  return isa;
+}
+
+}  // namespace
+
+void q8_quantize_ref(const float* x, int64_t cols, int64_t block, Q8Act& a, int64_t min_padded) {
+  SQ_CHECK(cols >= 1 && block >= 1, "q8_quantize: bad sizes cols = ", cols, ", block = ", block);
+  a.cols = cols;
+  a.block = block;
+  a.padded = round_up(std::max(cols, min_padded), block);
+  const int64_t nb = a.padded / block;
+  a.q.assign(size_t(a.padded), 0);
+  a.d.assign(size_t(nb), 0.0f);
+  a.sum.assign(size_t(nb), 0);
+  for (int64_t b = 0; b < nb; b++) {
+    const int64_t c0 = b * block, c1 = std::min(cols, c0 + block);
+    float amax = 0;
+    for (int64_t c = c0; c < c1; c++) amax = std::max(amax, std::fabs(x[c]));
+    if (amax == 0) continue;  // q = 0, d = 0
+    const float inv = 127.0f / amax;
+    a.d[size_t(b)] = amax / 127.0f;
+    int32_t s = 0;
+    for (int64_t c = c0; c < c1; c++) {
+      const int32_t q = int32_t(std::nearbyint(x[c] * inv));  // |q| <= 127: |x·inv| <= 127 (+ rounding)
+      a.q[size_t(c)] = int8_t(q);
+      s += q;
+    }
+    a.sum[size_t(b)] = s;
+  }
+}
+
+void lut_q8_tables(const uint16_t* lut, int64_t rows, int bits, int8_t* qlut, float* qscale) {
+  const int L = 1 << bits;
+  SQ_CHECK(L <= 16, "lut_q8_tables: ", bits, "-bit tables have more than 16 entries");
+  for (int64_t r = 0; r < rows; r++) {
+    float t[16] = {}, amax = 0;
+    for (int k = 0; k < L; k++) {
+      t[k] = f16_to_f32(lut[r * L + k]);
+      amax = std::max(amax, std::fabs(t[k]));
+    }
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    for (int k = 0; k < 16; k++) qlut[r * 16 + k] = k < L ? int8_t(std::nearbyint(t[k] * inv)) : int8_t(0);
+    qscale[r] = amax / 127.0f;
+  }
+}
+
+bool lut_q8_supported(const LutView& v) {
+  return v.lanes != nullptr && (v.bits == 3 || v.bits == 4) && v.qlut != nullptr && v.qscale != nullptr;
+}
+
+bool int4_q8_supported(const Int4Packed& w) {
+  if (w.lanes.empty() || int64_t(w.group_begin.size()) != w.n_groups + 1) return false;
+  for (int64_t g = 1; g < w.n_groups; g++)
+    if (w.group_begin[size_t(g)] % kQ8Int4Block != 0) return false;
+  return true;
+}
+
+void lut_matvec_q8_ref(const LutView& v, const Q8Act& a, float* y, int64_t r0, int64_t r1) {
+  const int64_t wpr = lane_words_per_row(v.cols, v.bits), nb = (v.cols + a.block - 1) / a.block;
+  for (int64_t r = r0; r < r1; r++) {
+    const uint32_t* row = v.lanes + r * wpr;
+    const int8_t* t = v.qlut + r * 16;
+    float acc = 0;
+    for (int64_t b = 0; b < nb; b++) {
+      int32_t dot = 0;
+      for (int64_t c = b * a.block; c < std::min(v.cols, (b + 1) * a.block); c++)
+        dot += int32_t(t[lane_code(row, v.bits, c)]) * int32_t(a.q[size_t(c)]);
+      acc += a.d[size_t(b)] * float(dot);
+    }
+    y[r] = acc * v.qscale[r];
+  }
+}
+
+void int4_matvec_q8_ref(const Int4Packed& w, const Q8Act& a, float* y, int64_t r0, int64_t r1) {
+  const int64_t G = w.n_groups;
+  for (int64_t r = r0; r < r1; r++) {
+    float acc = 0;
+    for (int64_t g = 0; g < G; g++) {
+      const float s = w.scales[size_t(r * G + g)];
+      const int32_t z = w.zeros[size_t(r * G + g)];
+      const int64_t k0 = w.group_begin[size_t(g)], k1 = w.group_begin[size_t(g + 1)];
+      for (int64_t b = k0 / a.block; b * a.block < k1; b++) {
+        int32_t dot = -z * a.sum[size_t(b)];
+        for (int64_t k = b * a.block; k < std::min(k1, (b + 1) * a.block); k++)
+          dot += int32_t(w.code(r, k)) * int32_t(a.q[size_t(k)]);
+        acc += (s * a.d[size_t(b)]) * float(dot);
+      }
+    }
+    y[r] = acc;
+  }
+}
+
+void lut4_order(const int8_t* q, int64_t padded, int8_t* out) {
+  for (int64_t i = 0; i < padded; i += 128)
+    for (int P = 0; P < 64; P++) {
+      const int64_t col = i + 64 * (P / 32) + 16 * (P % 4) + (P % 32) / 4;
+      out[i + P] = q[col];
+      out[i + 64 + P] = q[col + 8];
+    }
+}
+
+void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext& ctx) {
+  SQ_CHECK(lut_q8_supported(v), "lut int8 kernel: needs 3- or 4-bit codes in the lane layout with int8 tables");
+  const Isa isa = q8_isa(ctx, "lut int8 kernel");
+  const size_t rows = size_t(v.rows), cols = size_t(v.cols);
+  Q8Act a;
+  if (isa == Isa::kScalar) {
+    q8_quantize_ref(x, v.cols, kQ8LutBlock, a);
+    split_rows(rows, kRowQuantum, cols, ctx.pool,
+               [&](size_t r0, size_t r1) { lut_matvec_q8_ref(v, a, y, int64_t(r0), int64_t(r1)); });
+  } else {
+    // Padded to the lane block, so the kernels read whole blocks of activations (zeros past cols).
+    const int64_t padded = round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1));
+    const int64_t pb = round_up(padded, kQ8LutBlock);
+    std::vector<int8_t> q(static_cast<size_t>(pb)), qo;
+    std::vector<float> d(size_t(pb / kQ8LutBlock));
+    std::vector<int32_t> sum(d.size());
+    q8_avx512::quantize(x, v.cols, kQ8LutBlock, pb, q.data(), d.data(), sum.data());
+    const int8_t* xq = q.data();
+    if (v.bits == 4) {
+      qo.resize(q.size());
+      lut4_order(q.data(), pb, qo.data());
+      xq = qo.data();
+    }
+    const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
+    split_rows(rows, kRowQuantum, cols, ctx.pool,
+               [&](size_t r0, size_t r1) { fn(v, xq, d.data(), sum.data(), y, r0, r1); });
+  }
+  if (v.nnz > 0) csr_add_matmul(v.rows, v.cols, v.indptr, v.indices, v.deltas, x, 1, y, ctx.pool);
+}
+
+void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecContext& ctx) {
+  SQ_CHECK(int4_q8_supported(w), "int4 int8 kernel: needs the lane layout with group starts on ", kQ8Int4Block,
+           "-column blocks");
+  const Isa isa = q8_isa(ctx, "int4 int8 kernel");
+  const size_t rows = size_t(w.rows), cols = size_t(w.cols);
+  std::vector<float> xs;  // x in stored order (act-order permutation folded in)
+  const float* xp = x;
+  if (!w.perm.empty()) {
+    xs.resize(cols);
+    for (size_t k = 0; k < cols; k++) xs[k] = x[size_t(w.perm[k])];
+    xp = xs.data();
+  }
+  if (isa == Isa::kScalar) {
+    Q8Act a;
+    q8_quantize_ref(xp, w.cols, kQ8Int4Block, a);
+    split_rows(rows, kRowQuantum, cols, ctx.pool,
+               [&](size_t r0, size_t r1) { int4_matvec_q8_ref(w, a, y, int64_t(r0), int64_t(r1)); });
+    return;
+  }
+  const int64_t pb = round_up(w.cols, kQ8Int4Block);
+  std::vector<int8_t> q(static_cast<size_t>(pb)), qo(static_cast<size_t>(pb));
+  std::vector<float> d(size_t(pb / kQ8Int4Block));
+  std::vector<int32_t> sum(d.size());
+  q8_avx512::quantize(xp, w.cols, kQ8Int4Block, pb, q.data(), d.data(), sum.data());
+  lut4_order(q.data(), pb, qo.data());
+  split_rows(rows, kRowQuantum, cols, ctx.pool,
+             [&](size_t r0, size_t r1) { q8_avx512::int4_rows(w, qo.data(), d.data(), sum.data(), y, r0, r1); });
+}
+
+}  // namespace sq::kernels
