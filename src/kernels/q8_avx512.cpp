@@ -9,6 +9,7 @@
 // (4-bit) or plane top bits (3-bit) down. Per activation block: one int32 -> f32 conversion and an FMA.
 // GCC 12 warns about the deliberately undefined upper halves inside its own AVX-512 headers.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <immintrin.h>
 
@@ -43,6 +44,9 @@ constexpr size_t kPrefetch = 2048;
 SQ_Q8_TARGET inline void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch + o), _MM_HINT_T0);
 }
+
+// Rows decoded side by side per thread (separate sequential streams; see lut3_tile).
+constexpr size_t kQ8Streams = 4;
 
 SQ_Q8_TARGET inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -90,119 +94,190 @@ SQ_Q8_TARGET inline __m512i lut4_block(__m512i c0, __m512i c1, __m512i T, const 
   return _mm512_add_epi32(a, a2);
 }
 
-SQ_Q8_TARGET void lut4_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t* sum, float* y,
-                            size_t r0, size_t r1) {
+template <size_t R>
+SQ_Q8_TARGET inline void lut4_tile(const LutView& v, const size_t* r, const int8_t* xq, const float* d,
+                                   const int32_t* sum, float* y) {
   const size_t wpr = size_t(lane_words_per_row(v.cols, 4)), row_bytes = 4 * wpr;
   const size_t full = row_bytes / 128, nb = (size_t(v.cols) + kQ8LutBlock - 1) / kQ8LutBlock;
   const __m512i bias = _mm512_set1_epi8(char(0x80));
-  for (size_t r = r0; r < r1; r++) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(v.lanes + r * wpr);
-    // Table byte i = T[r, i & 15] + 128 (u8): the 16 entries replicated over the four 128-bit lanes.
-    const __m512i T = _mm512_xor_si512(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v.qlut + r * 16))), bias);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    size_t b = 0;
-    for (; b + 2 <= full; b += 2) {  // two activation blocks per step, one per float accumulator
-      const uint8_t* p = row + 128 * b;
-      prefetch_ahead(p, 256);
-      const __m512i a = lut4_block(_mm512_loadu_si512(p), _mm512_loadu_si512(p + 64), T, xq + 256 * b, -128 * sum[b]);
-      const __m512i a2 =
-          lut4_block(_mm512_loadu_si512(p + 128), _mm512_loadu_si512(p + 192), T, xq + 256 * b + 256, -128 * sum[b + 1]);
-      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(d[b]), acc0);
-      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(d[b + 1]), acc1);
-    }
-    for (; b < nb; b++) {  // the rest: masked code loads (zeros past the row; xq is zero there too)
-      const size_t o = 128 * b;
-      const __m512i c0 = load_codes(row + o, row_bytes - o);
-      const __m512i c1 = o + 64 < row_bytes ? load_codes(row + o + 64, row_bytes - o - 64) : _mm512_setzero_si512();
-      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lut4_block(c0, c1, T, xq + 256 * b, -128 * sum[b])),
-                             _mm512_set1_ps(d[b]), acc0);
-    }
-    y[r] = hsum(_mm512_add_ps(acc0, acc1)) * v.qscale[r];
+  __m512i T[R];
+  __m512 acc0[R], acc1[R];
+  const uint8_t* row[R];
+  for (size_t i = 0; i < R; i++) {
+    // Table byte k = T[r, k & 15] + 128 (u8): the 16 entries replicated over the four 128-bit lanes.
+    T[i] = _mm512_xor_si512(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v.qlut + r[i] * 16))), bias);
+    acc0[i] = acc1[i] = _mm512_setzero_ps();
+    row[i] = reinterpret_cast<const uint8_t*>(v.lanes + r[i] * wpr);
   }
+  size_t b = 0;
+  for (; b + 2 <= full; b += 2) {  // two activation blocks per step, one per float accumulator
+    const int8_t* xb = xq + 256 * b;
+    const __m512 d0 = _mm512_set1_ps(d[b]), d1 = _mm512_set1_ps(d[b + 1]);
+#pragma GCC unroll 4
+    for (size_t i = 0; i < R; i++) {
+      const uint8_t* p = row[i] + 128 * b;
+      prefetch_ahead(p, 256);
+      const __m512i a = lut4_block(_mm512_loadu_si512(p), _mm512_loadu_si512(p + 64), T[i], xb, -128 * sum[b]);
+      const __m512i a2 =
+          lut4_block(_mm512_loadu_si512(p + 128), _mm512_loadu_si512(p + 192), T[i], xb + 256, -128 * sum[b + 1]);
+      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), d0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), d1, acc1[i]);
+    }
+  }
+  for (; b < nb; b++) {  // the rest: masked code loads (zeros past the row; xq is zero there too)
+    const size_t o = 128 * b;
+    for (size_t i = 0; i < R; i++) {
+      const __m512i c0 = load_codes(row[i] + o, row_bytes - o);
+      const __m512i c1 =
+          o + 64 < row_bytes ? load_codes(row[i] + o + 64, row_bytes - o - 64) : _mm512_setzero_si512();
+      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lut4_block(c0, c1, T[i], xq + 256 * b, -128 * sum[b])),
+                                _mm512_set1_ps(d[b]), acc0[i]);
+    }
+  }
+  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(acc0[i], acc1[i])) * v.qscale[r[i]];
+}
+
+// Rows [r0, r1) in tiles of R rows from R equal sub-ranges (see lut3_tile), the rest one at a time.
+template <class Tile1, class TileR>
+SQ_Q8_TARGET inline void by_streams(size_t r0, size_t r1, const Tile1& one, const TileR& many) {
+  constexpr size_t R = kQ8Streams;
+  const size_t len = (r1 - r0) / R;  // rows per sub-range
+  size_t r[R];
+  for (size_t j = 0; j < len; j++) {
+    for (size_t i = 0; i < R; i++) r[i] = r0 + i * len + j;
+    many(r);
+  }
+  for (size_t k = r0 + R * len; k < r1; k++) one(&k);
+}
+
+SQ_Q8_TARGET void lut4_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t* sum, float* y,
+                            size_t r0, size_t r1) {
+  by_streams(
+      r0, r1, [&](const size_t* r) SQ_Q8_TARGET { lut4_tile<1>(v, r, xq, d, sum, y); },
+      [&](const size_t* r) SQ_Q8_TARGET { lut4_tile<kQ8Streams>(v, r, xq, d, sum, y); });
 }
 
 // 3-bit byte planes (formats/lut.h), xq in natural order. Per 512-column block: planes 0, 1 are the
 // first activation block (columns 0..255), plane 2 and e the second (256..511).
-SQ_Q8_TARGET void lut3_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t* sum, float* y,
-                            size_t r0, size_t r1) {
+// R rows at once, taken from R equal sub-ranges of [r0, r1) (as the F16 matvec in dense_hwy.cpp): R
+// long sequential streams per thread keep more DRAM reads in flight than one, and the activation loads
+// are shared by the R rows.
+struct Lut3Row {
+  __m512i TA, TB;  // TA[i] = T[i & 7] + 128 reads code bits 0..2; TB[i] = T[(i >> 3) & 7] + 128 bits 3..5
+  __m512 acc0, acc1;
+  const uint8_t* p;
+};
+
+template <size_t R>
+SQ_Q8_TARGET inline void lut3_tile(const LutView& v, const size_t* r, const int8_t* xq, const float* d,
+                                   const int32_t* sum, float* y) {
   const size_t wpr = size_t(lane_words_per_row(v.cols, 3));
   const size_t nb = (size_t(v.cols) + kQ8LutBlock - 1) / kQ8LutBlock, n512 = wpr / 48;
   const __m512i bias = _mm512_set1_epi8(char(0x80));
-  // vpermb indices that spread byte k of an 8-byte table over bytes 8k .. 8k+7: TB[i] = TA[i >> 3].
-  alignas(64) uint8_t spread[64];
-  for (int i = 0; i < 64; i++) spread[i] = uint8_t(i >> 3);
-  const __m512i idx_b = _mm512_load_si512(spread);
+  alignas(64) static constexpr uint8_t kSpread[64] = {
+      0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+      4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7};
+  const __m512i idx_b = _mm512_load_si512(kSpread);  // TB = vpermb(idx_b, TA): TB[i] = TA[i >> 3]
   const __m512i m03 = _mm512_set1_epi8(0x03), m0f = _mm512_set1_epi8(0x0f);
-  for (size_t r = r0; r < r1; r++) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(v.lanes + r * wpr);
+  Lut3Row w[R];
+  for (size_t i = 0; i < R; i++) {
     int64_t t8;
-    std::memcpy(&t8, v.qlut + r * 16, 8);
-    // TA[i] = T[i & 7] + 128 reads code bits 0..2; TB[i] = T[(i >> 3) & 7] + 128 reads bits 3..5.
-    const __m512i TA = _mm512_xor_si512(_mm512_set1_epi64(t8), bias);
-    const __m512i TB = _mm512_permutexvar_epi8(idx_b, TA);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (size_t s = 0; s < n512; s++) {
-      const uint8_t* p = row + 192 * s;
-      const int8_t* xb = xq + 512 * s;
+    std::memcpy(&t8, v.qlut + r[i] * 16, 8);
+    w[i].TA = _mm512_xor_si512(_mm512_set1_epi64(t8), bias);
+    w[i].TB = _mm512_permutexvar_epi8(idx_b, w[i].TA);
+    w[i].acc0 = w[i].acc1 = _mm512_setzero_ps();
+    w[i].p = reinterpret_cast<const uint8_t*>(v.lanes + r[i] * wpr);
+  }
+  for (size_t s = 0; s < n512; s++) {
+    const int8_t* xb = xq + 512 * s;
+    const __m512 d0 = _mm512_set1_ps(d[2 * s]);
+    const bool second = 2 * s + 1 < nb;  // false: a last block of at most 256 real columns (plane 2, e are padding)
+    const __m512 d1 = second ? _mm512_set1_ps(d[2 * s + 1]) : d0;
+    const int32_t s0 = -128 * sum[2 * s], s1 = second ? -128 * sum[2 * s + 1] : 0;
+#pragma GCC unroll 4
+    for (size_t i = 0; i < R; i++) {
+      const uint8_t* p = w[i].p + 192 * s;
       prefetch_ahead(p, 192);
       const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
-      __m512i a = start(-128 * sum[2 * s]);
-      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v0, TA), _mm512_loadu_si512(xb));
-      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v0, TB), _mm512_loadu_si512(xb + 64));
-      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v1, TA), _mm512_loadu_si512(xb + 128));
-      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v1, TB), _mm512_loadu_si512(xb + 192));
-      acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(d[2 * s]), acc0);
-      if (2 * s + 1 >= nb) break;  // a last block of at most 256 real columns: plane 2 and e are padding
+      __m512i a = start(s0);
+      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v0, w[i].TA), _mm512_loadu_si512(xb));
+      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v0, w[i].TB), _mm512_loadu_si512(xb + 64));
+      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v1, w[i].TA), _mm512_loadu_si512(xb + 128));
+      a = _mm512_dpbusd_epi32(a, _mm512_permutexvar_epi8(v1, w[i].TB), _mm512_loadu_si512(xb + 192));
+      w[i].acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), d0, w[i].acc0);
+      if (!second) continue;
       const __m512i v2 = _mm512_loadu_si512(p + 128);
       // e = v0[7:6] | v1[7:6] << 2 | v2[7:6] << 4 per byte (bits 6, 7 of e are don't-care for vpermb):
       // 16-bit shifts bring each byte's top bits down (the bits shifted in from the neighbour byte land
       // above them), then two bitwise selects (ternary-logic 0xE4: c ? a : b) merge them.
       const __m512i u = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v0, 6), _mm512_srli_epi16(v1, 4), m03, 0xE4);
       const __m512i e = _mm512_ternarylogic_epi32(u, _mm512_srli_epi16(v2, 2), m0f, 0xE4);
-      __m512i a2 = start(-128 * sum[2 * s + 1]);
-      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(v2, TA), _mm512_loadu_si512(xb + 256));
-      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(v2, TB), _mm512_loadu_si512(xb + 320));
-      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(e, TA), _mm512_loadu_si512(xb + 384));
-      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(e, TB), _mm512_loadu_si512(xb + 448));
-      acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(d[2 * s + 1]), acc1);
+      __m512i a2 = start(s1);
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(v2, w[i].TA), _mm512_loadu_si512(xb + 256));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(v2, w[i].TB), _mm512_loadu_si512(xb + 320));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(e, w[i].TA), _mm512_loadu_si512(xb + 384));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_permutexvar_epi8(e, w[i].TB), _mm512_loadu_si512(xb + 448));
+      w[i].acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), d1, w[i].acc1);
     }
-    y[r] = hsum(_mm512_add_ps(acc0, acc1)) * v.qscale[r];
   }
+  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(w[i].acc0, w[i].acc1)) * v.qscale[r[i]];
+}
+
+SQ_Q8_TARGET void lut3_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t* sum, float* y,
+                            size_t r0, size_t r1) {
+  by_streams(
+      r0, r1, [&](const size_t* r) SQ_Q8_TARGET { lut3_tile<1>(v, r, xq, d, sum, y); },
+      [&](const size_t* r) SQ_Q8_TARGET { lut3_tile<kQ8Streams>(v, r, xq, d, sum, y); });
 }
 
 // int4 groups in the 4-bit lane layout (stored order), xq in lut4_order, activation blocks of 128:
-// per block one 64-byte code load, and/shift/and for the two nibbles, two vpdpbusd (two chains), and
-// the block's float update with scale · d_b.
-SQ_Q8_TARGET void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, float* y,
-                            size_t r0, size_t r1) {
+// per block and row one 64-byte code load, and/shift/and for the two nibbles, two vpdpbusd (two
+// chains), and the block's float update with scale · d_b. R rows at once, as lut3_tile.
+template <size_t R>
+SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const int8_t* xq, const float* d,
+                                   const int32_t* sum, float* y) {
   const size_t G = size_t(w.n_groups), wpr = size_t(lane_words_per_row(w.cols, 4)), row_bytes = 4 * wpr;
   const int32_t* gb = w.group_begin.data();
   const __m512i m0f = _mm512_set1_epi8(0x0f);
-  for (size_t r = r0; r < r1; r++) {
-    const uint8_t* row = reinterpret_cast<const uint8_t*>(w.lanes.data() + r * wpr);
-    const float* sc = w.scales.data() + r * G;
-    const uint8_t* zp = w.zeros.data() + r * G;
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    for (size_t g = 0; g < G; g++) {
-      const int32_t z = zp[g];
-      const size_t b0 = size_t(gb[g]) / kQ8Int4Block, b1 = (size_t(gb[g + 1]) + kQ8Int4Block - 1) / kQ8Int4Block;
-      for (size_t b = b0; b < b1; b++) {
-        const size_t o = 64 * b;
-        const __m512i c = o + 64 <= row_bytes ? _mm512_loadu_si512(row + o) : load_codes(row + o, row_bytes - o);
-        prefetch_ahead(row + o, 64);
-        const __m512i a = _mm512_dpbusd_epi32(start(-z * sum[b]), _mm512_and_si512(c, m0f), _mm512_loadu_si512(xq + 2 * o));
-        const __m512i a2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f),
-                                               _mm512_loadu_si512(xq + 2 * o + 64));
-        const __m512 sd = _mm512_set1_ps(sc[g] * d[b]);
+  const uint8_t* row[R];
+  const float* sc[R];
+  const uint8_t* zp[R];
+  __m512 acc0[R], acc1[R];
+  for (size_t i = 0; i < R; i++) {
+    row[i] = reinterpret_cast<const uint8_t*>(w.lanes.data() + r[i] * wpr);
+    sc[i] = w.scales.data() + r[i] * G;
+    zp[i] = w.zeros.data() + r[i] * G;
+    acc0[i] = acc1[i] = _mm512_setzero_ps();
+  }
+  for (size_t g = 0; g < G; g++) {
+    const size_t b0 = size_t(gb[g]) / kQ8Int4Block, b1 = (size_t(gb[g + 1]) + kQ8Int4Block - 1) / kQ8Int4Block;
+    for (size_t b = b0; b < b1; b++) {
+      const size_t o = 64 * b;
+      const __m512i xlo = _mm512_loadu_si512(xq + 2 * o), xhi = _mm512_loadu_si512(xq + 2 * o + 64);
+#pragma GCC unroll 4
+      for (size_t i = 0; i < R; i++) {
+        const __m512i c = o + 64 <= row_bytes ? _mm512_loadu_si512(row[i] + o) : load_codes(row[i] + o, row_bytes - o);
+        prefetch_ahead(row[i] + o, 64);
+        const __m512i a = _mm512_dpbusd_epi32(start(-int32_t(zp[i][g]) * sum[b]), _mm512_and_si512(c, m0f), xlo);
+        const __m512i a2 =
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f), xhi);
+        const __m512 sd = _mm512_set1_ps(sc[i][g] * d[b]);
         if (b & 1)
-          acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), sd, acc1);
+          acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), sd, acc1[i]);
         else
-          acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), sd, acc0);
+          acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), sd, acc0[i]);
       }
     }
-    y[r] = hsum(_mm512_add_ps(acc0, acc1));
   }
+  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(acc0[i], acc1[i]));
+}
+
+SQ_Q8_TARGET void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, float* y,
+                            size_t r0, size_t r1) {
+  by_streams(
+      r0, r1, [&](const size_t* r) SQ_Q8_TARGET { int4_tile<1>(w, r, xq, d, sum, y); },
+      [&](const size_t* r) SQ_Q8_TARGET { int4_tile<kQ8Streams>(w, r, xq, d, sum, y); });
 }
 
 }  // namespace sq::kernels::q8_avx512
