@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/attn.h"
+
 namespace sq {
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t dim, double eps) {
@@ -62,54 +64,21 @@ void relu(float* x, int64_t count) {
   for (int64_t i = 0; i < count; i++) x[i] = std::max(x[i], 0.0f);
 }
 
-namespace {
-
-// a·b with 8 independent partial sums: the fixed summation order lets the compiler vectorise it
-// without -ffast-math, and breaks the add dependency chain.
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
-  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
-
-}  // namespace
-
 void attention(const float* q, const float* k_cache, const float* v_cache, float* out, int64_t n, int64_t pos0,
                int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t window, float scale,
                const ExecContext& ctx) {
   const int64_t group = n_heads / n_kv_heads, kv_stride = n_kv_heads * head_dim;
   const int64_t q_stride = n_heads * head_dim;
+  const kernels::AttnHeadFn head = kernels::attn_head_fn(resolve_isa(ctx.isa));
   // One task per (query, head); each thread reuses one score buffer as long as the longest context.
   std::vector<std::vector<float>> scores(size_t(ctx.pool->size()), std::vector<float>(size_t(pos0 + n)));
   ctx.pool->run(size_t(n * n_heads), [&](size_t task, int thread) {
     const int64_t t = int64_t(task) / n_heads, h = int64_t(task) % n_heads, kvh = h / group;
     const int64_t p = pos0 + t;
     const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
-    const float* qv = q + t * q_stride + h * head_dim;
-    float* s = scores[size_t(thread)].data();
-    float mx = -INFINITY;
-    for (int64_t j = lo; j <= p; j++) {
-      float d = dot(qv, k_cache + j * kv_stride + kvh * head_dim, head_dim) * scale;
-      s[j - lo] = d;
-      mx = std::max(mx, d);
-    }
-    double sum = 0;
-    for (int64_t j = 0; j <= p - lo; j++) {
-      s[j] = std::exp(s[j] - mx);
-      sum += s[j];
-    }
-    float inv = float(1.0 / sum);
-    float* o = out + t * q_stride + h * head_dim;
-    std::fill(o, o + head_dim, 0.0f);
-    for (int64_t j = lo; j <= p; j++) {
-      const float* vv = v_cache + j * kv_stride + kvh * head_dim;
-      float a = s[j - lo] * inv;
-      for (int64_t i = 0; i < head_dim; i++) o[i] += a * vv[i];
-    }
+    head(q + t * q_stride + h * head_dim, k_cache + lo * kv_stride + kvh * head_dim,
+         v_cache + lo * kv_stride + kvh * head_dim, size_t(kv_stride), size_t(p - lo + 1), size_t(head_dim), scale,
+         scores[size_t(thread)].data(), out + t * q_stride + h * head_dim);
   });
 }
 
