@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include <nlohmann/json.hpp>
+
 #include "core/context.h"
 #include "model/model.h"
 #include "model/session.h"
@@ -93,3 +95,31 @@ TEST(Synth, CliBadInputIsOneClearError) {
 }
 
 }  // namespace
+
+// `squeeze bench`: one model gives one JSON object with the fields the issue lists; several -m are
+// measured interleaved, each with its paired ratio to the first (the first's is exactly 1).
+TEST(BenchCli, OneAndSeveralModels) {
+  const std::string m = sqtest::bundled_model().string();
+  auto r = sqtest::run_cli({"bench", "-m", m, "--prompt", "8", "--gen", "4", "--repeat", "2", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  for (const char* k : {"prompt_tok_s", "gen_tok_s", "gen_tok_s_min", "gen_tok_s_max", "model_bytes",
+                        "weight_bytes_per_token", "read_bandwidth_gbs", "gen_bandwidth_fraction"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_GT(j["gen_tok_s"].get<double>(), 0);
+  EXPECT_GT(j["read_bandwidth_gbs"].get<double>(), 0);
+
+  r = sqtest::run_cli({"bench", "-m", m, "-m", m, "--prompt", "8", "--gen", "4", "--repeat", "3", "--json",
+                       "--no-bandwidth"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["models"].size(), 2u);
+  EXPECT_EQ(j["models"][0]["gen_vs_first"]["median"].get<double>(), 1.0);
+  EXPECT_EQ(j["models"][0]["prompt_vs_first"]["min"].get<double>(), 1.0);
+  EXPECT_GT(j["models"][1]["gen_vs_first"]["median"].get<double>(), 0.0);
+  EXPECT_TRUE(j["models"][1]["interleaved"].get<bool>());
+
+  r = sqtest::run_cli({"bench", "-m", m, "-m", "/nonexistent/model", "--gen", "2"});
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("/nonexistent/model"), std::string::npos) << r.err;
+}

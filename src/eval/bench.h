@@ -3,6 +3,7 @@
 // bandwidth measured in the same run, and the fraction of it that decoding achieves.
 #pragma once
 #include <cstdint>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "core/context.h"
@@ -20,6 +21,15 @@ struct BenchOptions {
 // Returns a JSON object: prompt_tok_s, gen_tok_s (medians), *_min, *_max, model_bytes,
 // weight_bytes_per_token, read_bandwidth_gbs, gen_bandwidth_fraction, peak_rss_bytes, threads, isa, ...
 nlohmann::json run_bench(const Model& model, const BenchOptions& o, const ExecContext& ctx);
+
+// Several models measured interleaved: each repetition runs the prompt and generation test of every
+// model in turn, then the bandwidth probe, so all models see the same drift of a shared machine.
+// Returns one object per model as run_bench's, plus paired ratios to the first model taken within each
+// repetition (prompt_vs_first, gen_vs_first: median, min, max) and gen_bandwidth_fraction as the
+// median over repetitions of that repetition's decode bandwidth over its own probe.
+// peak_rss_bytes is the whole process's (all models loaded); measure one model alone for its RSS.
+std::vector<nlohmann::json> run_bench_interleaved(const std::vector<const Model*>& models, const BenchOptions& o,
+                                                  const ExecContext& ctx);
 
 size_t peak_rss_bytes();  // VmHWM of this process
 
