@@ -42,8 +42,8 @@ struct Kernel {
 template <typename T>
 Kernel<T> pick_kernel(Isa isa) {
   if constexpr (std::is_same_v<T, float>) {
-    // resolve_isa checks CPU support (a CPUID query, costly per call): callers in a loop pass an ISA
-    // they resolved once (CalibModel does), so only kBest is resolved here.
+    // Callers in a loop pass an ISA they resolved once (CalibModel does), so only kBest is resolved here
+    // (resolve_isa's CPU check is cached, but the concrete ISA also names the table to use).
     const Isa concrete = isa == Isa::kBest ? resolve_isa(isa) : isa;
     if (concrete != Isa::kScalar) {
       const detail::HwyTable* t = detail::hwy_table(concrete);
