@@ -24,6 +24,19 @@ Isa q8_isa(const ExecContext& ctx, const char* what) {
   return isa;
 }
 
+// x quantized per block into a, zero-padded to at least min_padded columns: the reference for kScalar,
+// the AVX-512 quantizer (the same bits) otherwise.
+void quantize(Isa isa, const float* x, int64_t cols, int64_t block, int64_t min_padded, Q8Act& a) {
+  if (isa == Isa::kScalar) return q8_quantize_ref(x, cols, block, a, min_padded);
+  a.cols = cols;
+  a.block = block;
+  a.padded = round_up(std::max(cols, min_padded), block);
+  a.q.resize(size_t(a.padded));
+  a.d.resize(size_t(a.padded / block));
+  a.sum.resize(a.d.size());
+  q8_avx512::quantize(x, cols, block, a.padded, a.q.data(), a.d.data(), a.sum.data());
+}
+
 }  // namespace
 
 void q8_quantize_ref(const float* x, int64_t cols, int64_t block, Q8Act& a, int64_t min_padded) {
@@ -126,28 +139,24 @@ void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext
   SQ_CHECK(lut_q8_supported(v), "lut int8 kernel: needs 3- or 4-bit codes in the lane layout with int8 tables");
   const Isa isa = q8_isa(ctx, "lut int8 kernel");
   const size_t rows = size_t(v.rows), cols = size_t(v.cols);
+  // Padded to whole lane blocks (pairs of them for 4-bit), so the fast kernels read whole blocks of
+  // activations (zeros past cols).
   Q8Act a;
+  quantize(isa, x, v.cols, kQ8LutBlock, round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1)), a);
   if (isa == Isa::kScalar) {
-    q8_quantize_ref(x, v.cols, kQ8LutBlock, a);
     split_rows(rows, kRowQuantum, cols, ctx.pool,
                [&](size_t r0, size_t r1) { lut_matvec_q8_ref(v, a, y, int64_t(r0), int64_t(r1)); });
   } else {
-    // Padded to the lane block, so the kernels read whole blocks of activations (zeros past cols).
-    const int64_t padded = round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1));
-    const int64_t pb = round_up(padded, kQ8LutBlock);
-    std::vector<int8_t> q(static_cast<size_t>(pb)), qo;
-    std::vector<float> d(size_t(pb / kQ8LutBlock));
-    std::vector<int32_t> sum(d.size());
-    q8_avx512::quantize(x, v.cols, kQ8LutBlock, pb, q.data(), d.data(), sum.data());
-    const int8_t* xq = q.data();
+    std::vector<int8_t> qo;
+    const int8_t* xq = a.q.data();
     if (v.bits == 4) {
-      qo.resize(q.size());
-      lut4_order(q.data(), pb, qo.data());
+      qo.resize(a.q.size());
+      lut4_order(a.q.data(), a.padded, qo.data());
       xq = qo.data();
     }
     const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
     split_rows(rows, kRowQuantum, cols, ctx.pool,
-               [&](size_t r0, size_t r1) { fn(v, xq, d.data(), sum.data(), y, r0, r1); });
+               [&](size_t r0, size_t r1) { fn(v, xq, a.d.data(), a.sum.data(), y, r0, r1); });
   }
   if (v.nnz > 0) csr_add_matmul(v.rows, v.cols, v.indptr, v.indices, v.deltas, x, 1, y, ctx.pool);
 }
@@ -164,21 +173,17 @@ void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecCon
     for (size_t k = 0; k < cols; k++) xs[k] = x[size_t(w.perm[k])];
     xp = xs.data();
   }
+  Q8Act a;
+  quantize(isa, xp, w.cols, kQ8Int4Block, 0, a);
   if (isa == Isa::kScalar) {
-    Q8Act a;
-    q8_quantize_ref(xp, w.cols, kQ8Int4Block, a);
     split_rows(rows, kRowQuantum, cols, ctx.pool,
                [&](size_t r0, size_t r1) { int4_matvec_q8_ref(w, a, y, int64_t(r0), int64_t(r1)); });
     return;
   }
-  const int64_t pb = round_up(w.cols, kQ8Int4Block);
-  std::vector<int8_t> q(static_cast<size_t>(pb)), qo(static_cast<size_t>(pb));
-  std::vector<float> d(size_t(pb / kQ8Int4Block));
-  std::vector<int32_t> sum(d.size());
-  q8_avx512::quantize(xp, w.cols, kQ8Int4Block, pb, q.data(), d.data(), sum.data());
-  lut4_order(q.data(), pb, qo.data());
+  std::vector<int8_t> qo(a.q.size());
+  lut4_order(a.q.data(), a.padded, qo.data());
   split_rows(rows, kRowQuantum, cols, ctx.pool,
-             [&](size_t r0, size_t r1) { q8_avx512::int4_rows(w, qo.data(), d.data(), sum.data(), y, r0, r1); });
+             [&](size_t r0, size_t r1) { q8_avx512::int4_rows(w, qo.data(), a.d.data(), a.sum.data(), y, r0, r1); });
 }
 
 }  // namespace sq::kernels
