@@ -21,6 +21,7 @@
 #include "kernels/lut.h"
 #include "kernels/q8.h"
 #include "kernels/sparse.h"
+#include "kernels/split_rows.h"
 
 using namespace sq;
 
@@ -429,6 +430,78 @@ TEST(SparseKernel, AddsSparseProduct) {
     kernels::csr_add_matmul(rows, cols, indptr.data(), indices.data(), vals.data(), x.data(), n, y.data(), pool);
     EXPECT_LE(rel_err(y, want), 1e-6);
   }
+}
+
+// The AVX-512 sparse rows of the int8 decode path equal the scalar loop (rows of 0..40 non-zeros: whole
+// steps of 16, masked tails, empty rows), on a sub-range of rows only.
+TEST(SparseKernel, Avx512RowsMatchScalar) {
+  if (!have_vnni()) GTEST_SKIP() << "SKIPPED: this CPU lacks AVX-512 VBMI/VNNI; the int8 kernels are not tested";
+  std::mt19937 rng(9);
+  const int64_t rows = 120, cols = 3000;
+  std::vector<int32_t> indptr{0}, indices;
+  std::vector<float> vals;
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (int64_t r = 0; r < rows; r++) {
+    std::vector<int32_t> c(static_cast<size_t>(cols));
+    std::iota(c.begin(), c.end(), 0);
+    std::shuffle(c.begin(), c.end(), rng);
+    c.resize(static_cast<size_t>(r % 41));
+    std::sort(c.begin(), c.end());
+    for (int32_t k : c) {
+      indices.push_back(k);
+      vals.push_back(u(rng));
+    }
+    indptr.push_back(int32_t(indices.size()));
+  }
+  const std::vector<float> x = random_x(1, cols, rng);
+  std::vector<float> want(static_cast<size_t>(rows), 0.5f), got(want);
+  kernels::csr_add_rows(rows, cols, indptr.data(), indices.data(), vals.data(), x.data(), 1, want.data(), 7, 113);
+  kernels::q8_avx512::csr_rows(indptr.data(), indices.data(), vals.data(), x.data(), got.data(), 7, 113);
+  for (int64_t r = 0; r < rows; r++) {
+    float mag = 0.5f;
+    for (int32_t j = indptr[size_t(r)]; j < indptr[size_t(r) + 1]; j++) mag += std::fabs(vals[size_t(j)] * x[size_t(indices[size_t(j)])]);
+    if (r < 7 || r >= 113) {
+      EXPECT_EQ(got[size_t(r)], 0.5f) << "row " << r << " outside the range was touched";
+    }
+    EXPECT_NEAR(got[size_t(r)], want[size_t(r)], 1e-6f * mag) << "row " << r;
+  }
+}
+
+// Guided chunks cover the rows in order, on quantum boundaries, largest first, with equal work per
+// chunk where rows carry unequal work (a few heavy rows, as clustered sparse non-zeros).
+TEST(SplitRows, GuidedChunksByWork) {
+  const size_t rows = 1003, quantum = 4;
+  auto heavy = [](size_t r) { return r < 40 ? size_t(100) : size_t(1); };
+  std::vector<size_t> cum{0};
+  for (size_t r = 0; r < rows; r++) cum.push_back(cum.back() + 1000 + heavy(r) * 500);
+  auto work = [&](size_t r) { return cum[r]; };
+  for (int threads : {2, 3, 8}) {
+    const std::vector<size_t> b = kernels::guided_chunks(rows, quantum, work, 5000, threads);
+    ASSERT_GE(b.size(), 3u);
+    EXPECT_EQ(b.front(), 0u);
+    EXPECT_EQ(b.back(), rows);
+    size_t prev_work = cum[rows];
+    for (size_t i = 0; i + 1 < b.size(); i++) {
+      ASSERT_LT(b[i], b[i + 1]);
+      if (i + 2 < b.size()) {
+        EXPECT_EQ(b[i + 1] % quantum, 0u);
+      }
+      const size_t w = cum[b[i + 1]] - cum[b[i]];
+      // Each chunk about (remaining work) / (2 · threads), within one quantum of rows; never growing.
+      const size_t remaining = cum[rows] - cum[b[i]];
+      const size_t want = std::max<size_t>(5000, remaining / (2 * size_t(threads)));
+      if (i + 2 < b.size()) {
+        EXPECT_GE(w, want) << "chunk " << i;
+        EXPECT_LE(w, want + quantum * (1000 + 100 * 500)) << "chunk " << i;
+      }
+      EXPECT_LE(w, prev_work + quantum * (1000 + 100 * 500)) << "chunk " << i;
+      prev_work = w;
+    }
+    // The heavy rows (~60% of the work) do not all land in the first chunk, as an equal-rows split would.
+    EXPECT_LT(b[1], 40u);
+  }
+  // Little work: one chunk.
+  EXPECT_EQ(kernels::guided_chunks(10, 4, [](size_t r) { return r; }, 5000, 2), (std::vector<size_t>{0, 10}));
 }
 
 }  // namespace

@@ -13,6 +13,8 @@ namespace sq::kernels {
 namespace {
 
 constexpr size_t kRowQuantum = 4;
+// Dense-weight equivalents of one sparse non-zero (for sizing row chunks; see lut_matvec_q8).
+constexpr size_t kSparseWork = 24;
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
@@ -143,22 +145,30 @@ void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext
   // activations (zeros past cols).
   Q8Act a;
   quantize(isa, x, v.cols, kQ8LutBlock, round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1)), a);
+  // Work per row: the dense part's cols weights plus the row's non-zeros at kSparseWork weights each (a
+  // non-zero reads 8 bytes and gathers one activation, against 3/8 or 1/2 byte per dense weight), so
+  // chunks carry equal work however the non-zeros cluster in rows.
+  const int32_t* indptr = v.nnz > 0 ? v.indptr : nullptr;
+  auto cum_work = [&](size_t r) { return r * cols + (indptr ? size_t(indptr[r]) * kSparseWork : 0); };
   if (isa == Isa::kScalar) {
-    split_rows(rows, kRowQuantum, cols, ctx.pool,
-               [&](size_t r0, size_t r1) { lut_matvec_q8_ref(v, a, y, int64_t(r0), int64_t(r1)); });
-  } else {
-    std::vector<int8_t> qo;
-    const int8_t* xq = a.q.data();
-    if (v.bits == 4) {
-      qo.resize(a.q.size());
-      lut4_order(a.q.data(), a.padded, qo.data());
-      xq = qo.data();
-    }
-    const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
-    split_rows(rows, kRowQuantum, cols, ctx.pool,
-               [&](size_t r0, size_t r1) { fn(v, xq, a.d.data(), a.sum.data(), y, r0, r1); });
+    split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
+      lut_matvec_q8_ref(v, a, y, int64_t(r0), int64_t(r1));
+      if (indptr) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x, y, r0, r1);
+    });
+    return;
   }
-  if (v.nnz > 0) csr_add_matmul(v.rows, v.cols, v.indptr, v.indices, v.deltas, x, 1, y, ctx.pool);
+  std::vector<int8_t> qo;
+  const int8_t* xq = a.q.data();
+  if (v.bits == 4) {
+    qo.resize(a.q.size());
+    lut4_order(a.q.data(), a.padded, qo.data());
+    xq = qo.data();
+  }
+  const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
+  split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
+    fn(v, xq, a.d.data(), a.sum.data(), y, r0, r1);
+    if (indptr) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x, y, r0, r1);
+  });
 }
 
 void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecContext& ctx) {

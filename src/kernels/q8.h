@@ -16,7 +16,8 @@
 //
 // The scalar references below compute the same integers and the same per-block products; the fast
 // kernels differ only in the order the float terms are added (per vector lane, then across lanes).
-// The sparse part of a lookup-table matrix is added afterwards with f32 activations (kernels/sparse.h).
+// The sparse part of a lookup-table matrix is added with f32 activations, row by row inside the same row
+// chunks as the dense part (chunks sized by dense work plus non-zeros: see lut_matvec_q8).
 // The error against f32 activations is that of int8 rounding per block (about max|x_b| / 254 per
 // element), the same as llama.cpp's Q8 activations; the tests bound it.
 #pragma once
@@ -71,6 +72,10 @@ void lut4_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t
                size_t r1);
 void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, float* y, size_t r0,
                size_t r1);
+// y[r] += Σ_j vals[j] · x[indices[j]] over each row's CSR entries, rows [r0, r1) (one activation row;
+// the scalar reference is kernels/sparse.h csr_add_rows with n = 1, up to the order of the f32 adds).
+void csr_rows(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x, float* y, size_t r0,
+              size_t r1);
 }  // namespace q8_avx512
 
 // The 4-bit lane layout read 64 bytes at a time: per 128 columns (two 64-column blocks), the low nibbles

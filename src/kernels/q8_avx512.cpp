@@ -51,6 +51,27 @@ constexpr size_t kQ8Streams = 4;
 
 SQ_Q8_TARGET inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
+// The sparse part of row r for one activation row: Σ_j vals[j] · x[indices[j]] over the row's CSR
+// entries, 16 per step (one masked index load, one vgatherdps of x at those columns, one FMA with the
+// deltas), then one horizontal sum. Measured on 3-bit + 0.45% sparse, 11008x4096 and 32000x4096, 2 threads
+// (bench_quant_kernels, time over dense 3-bit's): this loop after each row chunk 1.25x; the scalar loop
+// (kernels/sparse.cpp) in the same place 1.27-1.51x; each row's sparse sum right after its dense sum
+// inside the tiles 1.6-1.8x. The bytes alone would give 1.07x: Zen 4's gathers are microcoded and the
+// row lengths vary (a loop exit mispredicted per row); unrolled masked steps and prefetching did not help.
+SQ_Q8_TARGET inline float csr_row(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x,
+                                  size_t r) {
+  const int32_t j0 = indptr[r], j1 = indptr[r + 1];
+  __m512 acc = _mm512_setzero_ps();
+  for (int32_t j = j0; j < j1; j += 16) {
+    const int32_t n = j1 - j;
+    const __mmask16 k = n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1);
+    const __m512 xv =
+        _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, _mm512_maskz_loadu_epi32(k, indices + j), x, 4);
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, vals + j), xv, acc);
+  }
+  return hsum(acc);
+}
+
 }  // namespace
 
 SQ_Q8_TARGET void quantize(const float* x, int64_t cols, int64_t block, int64_t padded, int8_t* q, float* d,
@@ -279,6 +300,11 @@ SQ_Q8_TARGET void int4_rows(const Int4Packed& w, const int8_t* xq, const float* 
   by_streams(
       r0, r1, [&](const size_t* r) SQ_Q8_TARGET { int4_tile<1>(w, r, xq, d, sum, y); },
       [&](const size_t* r) SQ_Q8_TARGET { int4_tile<kQ8Streams>(w, r, xq, d, sum, y); });
+}
+
+SQ_Q8_TARGET void csr_rows(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x, float* y,
+                           size_t r0, size_t r1) {
+  for (size_t r = r0; r < r1; r++) y[r] += csr_row(indptr, indices, vals, x, r);
 }
 
 }  // namespace sq::kernels::q8_avx512

@@ -19,10 +19,8 @@ std::vector<int64_t> split_rows_by_nnz(const int32_t* indptr, int64_t rows, int 
   return b;
 }
 
-namespace {
-
 // Rows [r0, r1): y[t*rows + r] += Σ_j vals[j] · x[t*cols + indices[j]].
-void csr_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
+void csr_add_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
               const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const int32_t j0 = indptr[r], j1 = indptr[r + 1];
@@ -43,6 +41,8 @@ void csr_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* 
   }
 }
 
+namespace {
+
 // Below this many non-zero × X-row products a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = 16384;
 
@@ -55,12 +55,12 @@ void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int
   const int threads = pool ? pool->size() : 1;
   const int parts = int(std::min<int64_t>(threads, std::max<int64_t>(1, work / kMinWorkPerThread)));
   if (parts <= 1) {
-    csr_rows(rows, cols, indptr, indices, vals, x, n, y, 0, rows);
+    csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, 0, rows);
     return;
   }
   const std::vector<int64_t> b = split_rows_by_nnz(indptr, rows, parts);
   pool->run(size_t(parts), [&](size_t i, int) {
-    csr_rows(rows, cols, indptr, indices, vals, x, n, y, b[i], b[i + 1]);
+    csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, b[i], b[i + 1]);
   });
 }
 

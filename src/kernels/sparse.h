@@ -2,7 +2,8 @@
 // for j in [indptr[r], indptr[r+1]). Work is proportional to non-zeros, which are far from uniform over
 // rows (outliers cluster in a few rows), so threads get row ranges of ≈ equal nnz, not equal rows.
 // The loop is a gather (x[indices[j]]): plain C++ with independent accumulators; SIMD gathers do not
-// beat it on AVX2.
+// beat it on AVX2. The int8 decode path (kernels/q8.h) adds the sparse rows inside its own row chunks
+// instead (chunks sized by dense work + non-zeros; AVX-512 gathers there).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +16,10 @@ namespace sq::kernels {
 // Boundaries b[0] = 0 <= b[1] <= ... <= b[parts] = rows such that rows [b[i], b[i+1]) hold about
 // nnz / parts non-zeros each (a row is never split).
 std::vector<int64_t> split_rows_by_nnz(const int32_t* indptr, int64_t rows, int parts);
+
+// Rows [r0, r1) only, on the calling thread (the scalar loop csr_add_matmul runs per part).
+void csr_add_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
+                  const float* x, int64_t n, float* y, int64_t r0, int64_t r1);
 
 // Y[n, rows] += CSR · Xᵀ (X [n, cols], row-major). A null pool runs on the calling thread.
 void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
