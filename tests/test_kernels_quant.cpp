@@ -432,6 +432,42 @@ TEST(SparseKernel, AddsSparseProduct) {
   }
 }
 
+// Many activation rows take the transposed-block path: equal to the gather loop (the reference) and to
+// float64, for n spanning whole blocks of 64 and a partial one, threaded or not.
+TEST(SparseKernel, ManyRowsMatchGatherLoop) {
+  std::mt19937 rng(5);
+  const int64_t rows = 203, cols = 517;
+  std::vector<int32_t> indptr{0}, indices;
+  std::vector<float> vals;
+  std::uniform_real_distribution<float> u(-1, 1);
+  std::bernoulli_distribution pick(0.03);
+  for (int64_t r = 0; r < rows; r++) {
+    for (int64_t c = 0; c < cols; c++)
+      if (pick(rng) || (r < 5 && c % 3 == 0)) {
+        indices.push_back(int32_t(c));
+        vals.push_back(u(rng));
+      }
+    indptr.push_back(int32_t(indices.size()));
+  }
+  std::vector<float> dense(size_t(rows * cols), 0.0f);
+  for (int64_t r = 0; r < rows; r++)
+    for (int32_t j = indptr[size_t(r)]; j < indptr[size_t(r) + 1]; j++) dense[size_t(r * cols + indices[j])] = vals[j];
+  ThreadPool p2(2);
+  for (int64_t n : {8, 64, 130}) {
+    const std::vector<float> x = random_x(n, cols, rng);
+    std::vector<float> want = product_f64(dense, rows, cols, x, n);
+    for (auto& w : want) w += 0.25f;
+    std::vector<float> ref(size_t(n * rows), 0.25f);
+    kernels::csr_add_rows(rows, cols, indptr.data(), indices.data(), vals.data(), x.data(), n, ref.data(), 0, rows);
+    for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), static_cast<ThreadPool*>(&p2)}) {
+      std::vector<float> y(size_t(n * rows), 0.25f);
+      kernels::csr_add_matmul(rows, cols, indptr.data(), indices.data(), vals.data(), x.data(), n, y.data(), pool);
+      EXPECT_LE(rel_err(y, ref), 1e-6) << "n = " << n;
+      EXPECT_LE(rel_err(y, want), 1e-6) << "n = " << n;
+    }
+  }
+}
+
 // The AVX-512 sparse rows of the int8 decode path equal the scalar loop (rows of 0..40 non-zeros: whole
 // steps of 16, masked tails, empty rows), on a sub-range of rows only.
 TEST(SparseKernel, Avx512RowsMatchScalar) {

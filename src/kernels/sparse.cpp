@@ -21,7 +21,7 @@ std::vector<int64_t> split_rows_by_nnz(const int32_t* indptr, int64_t rows, int 
 
 // Rows [r0, r1): y[t*rows + r] += Σ_j vals[j] · x[t*cols + indices[j]].
 void csr_add_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
-              const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
+                  const float* x, int64_t n, float* y, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const int32_t j0 = indptr[r], j1 = indptr[r + 1];
     if (j0 == j1) continue;
@@ -46,6 +46,33 @@ namespace {
 // Below this many non-zero × X-row products a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = 16384;
 
+// Activation rows per block of the many-row path (below): X^T for a block of kTB rows is cols × kTB
+// floats (1 MiB at 4096 columns, L2-sized), and a row's accumulators are kTB floats (4 vectors of 16).
+constexpr int64_t kTB = 64;
+
+// Rows [r0, r1) for activation rows [t0, t0 + tb): xt is X^T of that block ([cols, tb], row c =
+// column c of the tb activation rows). Per non-zero one contiguous multiply-add of tb floats, which
+// the compiler vectorises, in place of tb scalar gathers from X.
+void csr_rows_block(int64_t rows, const int32_t* indptr, const int32_t* indices, const float* vals,
+                    const float* __restrict xt, int64_t tb, int64_t t0, float* y, int64_t r0, int64_t r1) {
+  alignas(64) float acc[kTB];
+  for (int64_t r = r0; r < r1; r++) {
+    const int32_t j0 = indptr[r], j1 = indptr[r + 1];
+    if (j0 == j1) continue;
+    std::fill(acc, acc + kTB, 0.0f);
+    for (int32_t j = j0; j < j1; j++) {
+      const float v = vals[j];
+      const float* __restrict xc = xt + int64_t(indices[j]) * tb;
+      if (tb == kTB) {
+        for (int64_t t = 0; t < kTB; t++) acc[t] += v * xc[t];  // fixed trip count: one vector loop
+      } else {
+        for (int64_t t = 0; t < tb; t++) acc[t] += v * xc[t];
+      }
+    }
+    for (int64_t t = 0; t < tb; t++) y[(t0 + t) * rows + r] += acc[t];
+  }
+}
+
 }  // namespace
 
 void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
@@ -54,14 +81,24 @@ void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int
   const int64_t work = int64_t(indptr[rows]) * n;
   const int threads = pool ? pool->size() : 1;
   const int parts = int(std::min<int64_t>(threads, std::max<int64_t>(1, work / kMinWorkPerThread)));
-  if (parts <= 1) {
-    csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, 0, rows);
+  const std::vector<int64_t> b = split_rows_by_nnz(indptr, rows, parts);
+  auto over_parts = [&](const auto& body) {
+    if (parts <= 1) return body(size_t(0));
+    pool->run(size_t(parts), [&](size_t i, int) { body(i); });
+  };
+  if (n < 8) {  // decode and small batches: per row and activation row, a gather from X
+    over_parts([&](size_t i) { csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, b[i], b[i + 1]); });
     return;
   }
-  const std::vector<int64_t> b = split_rows_by_nnz(indptr, rows, parts);
-  pool->run(size_t(parts), [&](size_t i, int) {
-    csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, b[i], b[i + 1]);
-  });
+  // Prompt processing: X^T block by block, so each non-zero reads a contiguous run of activations.
+  // (The per-row gathers took ~20% of a 512-token prompt of 3-bit + 0.45% sparse on LLaMA-7B shapes.)
+  std::vector<float> xt(size_t(cols * std::min(n, kTB)));
+  for (int64_t t0 = 0; t0 < n; t0 += kTB) {
+    const int64_t tb = std::min(kTB, n - t0);
+    for (int64_t t = 0; t < tb; t++)
+      for (int64_t c = 0; c < cols; c++) xt[size_t(c * tb + t)] = x[(t0 + t) * cols + c];
+    over_parts([&](size_t i) { csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, b[i], b[i + 1]); });
+  }
 }
 
 }  // namespace sq::kernels
