@@ -495,7 +495,8 @@ TEST(SparseKernel, Avx512RowsMatchScalar) {
   kernels::q8_avx512::csr_rows(indptr.data(), indices.data(), vals.data(), x.data(), got.data(), 7, 113);
   for (int64_t r = 0; r < rows; r++) {
     float mag = 0.5f;
-    for (int32_t j = indptr[size_t(r)]; j < indptr[size_t(r) + 1]; j++) mag += std::fabs(vals[size_t(j)] * x[size_t(indices[size_t(j)])]);
+    for (int32_t j = indptr[size_t(r)]; j < indptr[size_t(r) + 1]; j++)
+      mag += std::fabs(vals[size_t(j)] * x[size_t(indices[size_t(j)])]);
     if (r < 7 || r >= 113) {
       EXPECT_EQ(got[size_t(r)], 0.5f) << "row " << r << " outside the range was touched";
     }

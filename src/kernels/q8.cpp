@@ -153,7 +153,7 @@ void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext
   if (isa == Isa::kScalar) {
     split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
       lut_matvec_q8_ref(v, a, y, int64_t(r0), int64_t(r1));
-      if (indptr) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x, y, r0, r1);
+      if (indptr) csr_add_rows(v.rows, v.cols, indptr, v.indices, v.deltas, x, 1, y, int64_t(r0), int64_t(r1));
     });
     return;
   }

@@ -4,8 +4,8 @@
 // Few activation rows (n < 8): per row and activation row a gather (x[indices[j]]), plain C++ with
 // independent accumulators (SIMD gathers do not beat it on AVX2). Many (prompt processing): X is
 // transposed in blocks of 64 activation rows, and each non-zero adds v · X^T[c, block] to the row's 64
-// accumulators, a contiguous vector loop. The int8 decode path (kernels/q8.h) adds the sparse rows inside its own row chunks
-// instead (chunks sized by dense work + non-zeros; AVX-512 gathers there).
+// accumulators, a contiguous vector loop. The int8 decode path (kernels/q8.h) adds the sparse rows
+// inside its own row chunks instead (chunks sized by dense work + non-zeros; AVX-512 gathers there).
 #pragma once
 #include <cstddef>
 #include <cstdint>
