@@ -50,9 +50,9 @@ constexpr int64_t kMinWorkPerThread = 16384;
 // floats (1 MiB at 4096 columns, L2-sized), and a row's accumulators are kTB floats (4 vectors of 16).
 constexpr int64_t kTB = 64;
 
-// Rows [r0, r1) for activation rows [t0, t0 + tb): xt is X^T of that block ([cols, tb], row c =
-// column c of the tb activation rows). Per non-zero one contiguous multiply-add of tb floats, which
-// the compiler vectorises, in place of tb scalar gathers from X.
+// Rows [r0, r1) for activation rows [t0, t0 + tb): xt is X^T of that block ([cols, kTB], row c = column c
+// of the tb activation rows, zero past tb). Per non-zero one contiguous multiply-add of kTB floats
+// (a fixed trip count: one vector loop), in place of tb scalar gathers from X.
 void csr_rows_block(int64_t rows, const int32_t* indptr, const int32_t* indices, const float* vals,
                     const float* __restrict xt, int64_t tb, int64_t t0, float* y, int64_t r0, int64_t r1) {
   alignas(64) float acc[kTB];
@@ -62,12 +62,8 @@ void csr_rows_block(int64_t rows, const int32_t* indptr, const int32_t* indices,
     std::fill(acc, acc + kTB, 0.0f);
     for (int32_t j = j0; j < j1; j++) {
       const float v = vals[j];
-      const float* __restrict xc = xt + int64_t(indices[j]) * tb;
-      if (tb == kTB) {
-        for (int64_t t = 0; t < kTB; t++) acc[t] += v * xc[t];  // fixed trip count: one vector loop
-      } else {
-        for (int64_t t = 0; t < tb; t++) acc[t] += v * xc[t];
-      }
+      const float* __restrict xc = xt + int64_t(indices[j]) * kTB;
+      for (int64_t t = 0; t < kTB; t++) acc[t] += v * xc[t];
     }
     for (int64_t t = 0; t < tb; t++) y[(t0 + t) * rows + r] += acc[t];
   }
@@ -92,11 +88,12 @@ void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int
   }
   // Prompt processing: X^T block by block, so each non-zero reads a contiguous run of activations.
   // (The per-row gathers took ~20% of a 512-token prompt of 3-bit + 0.45% sparse on LLaMA-7B shapes.)
-  std::vector<float> xt(size_t(cols * std::min(n, kTB)));
+  std::vector<float> xt(size_t(cols * kTB));
   for (int64_t t0 = 0; t0 < n; t0 += kTB) {
     const int64_t tb = std::min(kTB, n - t0);
+    if (tb < kTB) std::fill(xt.begin(), xt.end(), 0.0f);  // the last, partial block: zero columns past tb
     for (int64_t t = 0; t < tb; t++)
-      for (int64_t c = 0; c < cols; c++) xt[size_t(c * tb + t)] = x[(t0 + t) * cols + c];
+      for (int64_t c = 0; c < cols; c++) xt[size_t(c * kTB + t)] = x[(t0 + t) * cols + c];
     over_parts([&](size_t i) { csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, b[i], b[i + 1]); });
   }
 }
