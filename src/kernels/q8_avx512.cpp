@@ -281,14 +281,13 @@ SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const i
       for (size_t i = 0; i < R; i++) {
         const __m512i c = o + 64 <= row_bytes ? _mm512_loadu_si512(row[i] + o) : load_codes(row[i] + o, row_bytes - o);
         prefetch_ahead(row[i] + o, 64);
-        const __m512i a = _mm512_dpbusd_epi32(start(-int32_t(zp[i][g]) * sum[b]), _mm512_and_si512(c, m0f), xlo);
-        const __m512i a2 =
-            _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f), xhi);
+        __m512i a = _mm512_dpbusd_epi32(start(-int32_t(zp[i][g]) * sum[b]), _mm512_and_si512(c, m0f), xlo);
+        a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f), xhi);
         const __m512 sd = _mm512_set1_ps(sc[i][g] * d[b]);
         if (b & 1)
-          acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), sd, acc1[i]);
+          acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sd, acc1[i]);
         else
-          acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), sd, acc0[i]);
+          acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sd, acc0[i]);
       }
     }
   }
