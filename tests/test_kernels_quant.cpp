@@ -377,32 +377,6 @@ TEST(Q8, RefusesOtherIsas) {
   EXPECT_THROW(kernels::lut_matvec_q8(v, x.data(), y.data(), ExecContext{&p1, Isa::kAvx2}), Error);
 }
 
-// Row ranges for the sparse part carry about equal non-zeros, not equal rows.
-TEST(SparseKernel, SplitBalancesNonZeros) {
-  // 1000 rows: the first 10 hold 100 non-zeros each, the rest 1 each (1000 + 990 = 1990).
-  std::vector<int32_t> indptr{0};
-  for (int r = 0; r < 1000; r++) indptr.push_back(indptr.back() + (r < 10 ? 100 : 1));
-  for (int parts : {1, 2, 3, 7}) {
-    const std::vector<int64_t> b = kernels::split_rows_by_nnz(indptr.data(), 1000, parts);
-    ASSERT_EQ(b.size(), size_t(parts) + 1);
-    EXPECT_EQ(b.front(), 0);
-    EXPECT_EQ(b.back(), 1000);
-    for (int i = 0; i < parts; i++) {
-      ASSERT_LE(b[size_t(i)], b[size_t(i) + 1]);
-      const int64_t nnz = indptr[size_t(b[size_t(i) + 1])] - indptr[size_t(b[size_t(i)])];
-      EXPECT_LE(nnz, 1990 / parts + 100) << "part " << i << " of " << parts;  // at most one row over
-    }
-  }
-  // Two parts: equal rows would give 1495 / 495; by non-zeros the split is near 995 each.
-  const std::vector<int64_t> b = kernels::split_rows_by_nnz(indptr.data(), 1000, 2);
-  EXPECT_LT(b[1], 20);
-  // No non-zeros at all: valid, monotone boundaries.
-  std::vector<int32_t> empty(11, 0);
-  const std::vector<int64_t> e = kernels::split_rows_by_nnz(empty.data(), 10, 3);
-  EXPECT_TRUE(std::is_sorted(e.begin(), e.end()));
-  EXPECT_EQ(e.back(), 10);
-}
-
 // csr_add_matmul adds exactly the sparse product, threaded or not.
 TEST(SparseKernel, AddsSparseProduct) {
   std::mt19937 rng(3);

@@ -13,8 +13,6 @@ namespace sq::kernels {
 namespace {
 
 constexpr size_t kRowQuantum = 4;
-// Dense-weight equivalents of one sparse non-zero (for sizing row chunks; see lut_matvec_q8).
-constexpr size_t kSparseWork = 24;
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 

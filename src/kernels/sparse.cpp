@@ -2,22 +2,9 @@
 
 #include <algorithm>
 
-namespace sq::kernels {
+#include "kernels/split_rows.h"
 
-std::vector<int64_t> split_rows_by_nnz(const int32_t* indptr, int64_t rows, int parts) {
-  parts = std::max(1, parts);
-  std::vector<int64_t> b(size_t(parts) + 1, rows);
-  b[0] = 0;
-  const int64_t nnz = indptr[rows];
-  for (int i = 1; i < parts; i++) {
-    // First row whose cumulative nnz reaches i/parts of the total: rows before it go to earlier parts.
-    const int64_t target = nnz * i / parts;
-    const int32_t* p = std::lower_bound(indptr, indptr + rows + 1, target);
-    b[size_t(i)] = std::max(b[size_t(i) - 1], int64_t(p - indptr));
-  }
-  for (int i = 1; i < parts; i++) b[size_t(i)] = std::min(b[size_t(i)], rows);
-  return b;
-}
+namespace sq::kernels {
 
 // Rows [r0, r1): y[t*rows + r] += Σ_j vals[j] · x[t*cols + indices[j]].
 void csr_add_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
@@ -42,9 +29,6 @@ void csr_add_rows(int64_t rows, int64_t cols, const int32_t* indptr, const int32
 }
 
 namespace {
-
-// Below this many non-zero × X-row products a second thread costs more than it saves.
-constexpr int64_t kMinWorkPerThread = 16384;
 
 // Activation rows per block of the many-row path (below): X^T for a block of kTB rows is cols × kTB
 // floats (1 MiB at 4096 columns, L2-sized), and a row's accumulators are kTB floats (4 vectors of 16).
@@ -74,16 +58,15 @@ void csr_rows_block(int64_t rows, const int32_t* indptr, const int32_t* indices,
 void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int32_t* indices, const float* vals,
                     const float* x, int64_t n, float* y, ThreadPool* pool) {
   if (rows <= 0 || n <= 0 || indptr[rows] == 0) return;
-  const int64_t work = int64_t(indptr[rows]) * n;
-  const int threads = pool ? pool->size() : 1;
-  const int parts = int(std::min<int64_t>(threads, std::max<int64_t>(1, work / kMinWorkPerThread)));
-  const std::vector<int64_t> b = split_rows_by_nnz(indptr, rows, parts);
-  auto over_parts = [&](const auto& body) {
-    if (parts <= 1) return body(size_t(0));
-    pool->run(size_t(parts), [&](size_t i, int) { body(i); });
+  // Rows in guided chunks of about equal work (kernels/split_rows.h): non-zeros × activation rows, at
+  // kSparseWork dense-weight equivalents per product, however the non-zeros cluster in rows.
+  auto over_rows = [&](int64_t n_act, const auto& fn) {
+    split_rows_by_work(
+        size_t(rows), 1, [&](size_t r) { return size_t(indptr[r]) * size_t(n_act) * kSparseWork; }, pool,
+        [&](size_t r0, size_t r1) { fn(int64_t(r0), int64_t(r1)); });
   };
   if (n < 8) {  // decode and small batches: per row and activation row, a gather from X
-    over_parts([&](size_t i) { csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, b[i], b[i + 1]); });
+    over_rows(n, [&](int64_t r0, int64_t r1) { csr_add_rows(rows, cols, indptr, indices, vals, x, n, y, r0, r1); });
     return;
   }
   // Prompt processing: X^T block by block, so each non-zero reads a contiguous run of activations.
@@ -92,9 +75,12 @@ void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int
   for (int64_t t0 = 0; t0 < n; t0 += kTB) {
     const int64_t tb = std::min(kTB, n - t0);
     if (tb < kTB) std::fill(xt.begin(), xt.end(), 0.0f);  // the last, partial block: zero columns past tb
-    for (int64_t t = 0; t < tb; t++)
-      for (int64_t c = 0; c < cols; c++) xt[size_t(c * kTB + t)] = x[(t0 + t) * cols + c];
-    over_parts([&](size_t i) { csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, b[i], b[i + 1]); });
+    // The transpose, in column ranges over the pool too (a copy of tb x cols floats).
+    split_rows(size_t(cols), 16, size_t(tb), pool, [&](size_t c0, size_t c1) {
+      for (int64_t t = 0; t < tb; t++)
+        for (size_t c = c0; c < c1; c++) xt[c * kTB + size_t(t)] = x[(t0 + t) * cols + int64_t(c)];
+    });
+    over_rows(kTB, [&](int64_t r0, int64_t r1) { csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, r0, r1); });
   }
 }
 

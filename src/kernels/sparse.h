@@ -1,6 +1,6 @@
 // The CSR sparse part of a lookup-table weight (formats/lut.h): Y[t, r] += Σ_j vals[j] · X[t, indices[j]]
 // for j in [indptr[r], indptr[r+1]). Work is proportional to non-zeros, which are far from uniform over
-// rows (outliers cluster in a few rows), so threads get row ranges of ≈ equal nnz, not equal rows.
+// rows (outliers cluster in a few rows), so threads get row chunks of ≈ equal non-zeros, not equal rows (kernels/split_rows.h).
 // Few activation rows (n < 8): per row and activation row a gather (x[indices[j]]), plain C++ with
 // independent accumulators (SIMD gathers do not beat it on AVX2). Many (prompt processing): X is
 // transposed in blocks of 64 activation rows, and each non-zero adds v · X^T[c, block] to the row's 64
@@ -9,15 +9,10 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "core/threadpool.h"
 
 namespace sq::kernels {
-
-// Boundaries b[0] = 0 <= b[1] <= ... <= b[parts] = rows such that rows [b[i], b[i+1]) hold about
-// nnz / parts non-zeros each (a row is never split).
-std::vector<int64_t> split_rows_by_nnz(const int32_t* indptr, int64_t rows, int parts);
 
 // Rows [r0, r1) only, on the calling thread: the gather loop (csr_add_matmul's path for n < 8, and the
 // reference its other path is tested against).

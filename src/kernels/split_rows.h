@@ -12,6 +12,10 @@ namespace sq::kernels {
 // saves (a wake-up of a spinning worker is ~1 µs; 64 Ki products take several µs even on one core).
 constexpr size_t kMinWorkPerChunk = size_t(64) << 10;
 
+// Dense-weight equivalents of one sparse non-zero × activation-row product, for sizing row chunks: a
+// non-zero reads 8 bytes and gathers one activation, against 3/8 to 2 bytes per dense weight.
+constexpr size_t kSparseWork = 24;
+
 // Chunk boundaries over [0, rows) in whole quanta of `quantum` rows (the last chunk may end at rows),
 // by guided scheduling: each chunk takes about 1 / (2 · threads) of the work not yet assigned, and at
 // least min_chunk_work. Threads start on large chunks (long sequential reads per stream) and finish on
