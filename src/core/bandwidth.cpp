@@ -14,8 +14,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 // Σ p[0, n), read as kStreams sequential streams (the kStreams parts of the range side by side, one
 // accumulator each); p needs only float alignment. How many streams a core needs to pull the most from
-// DRAM differs between machines (a Zen 3 VM: ~1.5x more with 8 than with 1; a Zen 4 VM: 4 and 2 streams
-// 8-13% more than 8, 1 and 16 less), so the probe tries several (kProbeStreams) and keeps the best.
+// DRAM differs between machines (a Zen 3 VM: ~1.5x more with 8 than with 1; a Zen 5-class EPYC VM: 4
+// and 2 streams 8-13% more than 8, 1 and 16 less), so the probe tries several (kProbeStreams) and keeps the best.
 template <size_t kStreams>
 float SumStreams(const float* HWY_RESTRICT p, size_t n) {
   const hn::ScalableTag<float> df;

@@ -100,10 +100,10 @@ HWY_INLINE void DirectTile(const WT* const* HWY_RESTRICT w, size_t cols, const f
 // rows side by side, whose streams would restart every R rows and retrain the prefetchers. The < R rows
 // left over go one at a time.
 // Matvec (C = 1): R = 4 streams of U = 2 vectors per step (with AVX-512 one 64-byte line of F16 per
-// stream per step). Measured on a Zen 4 VM, 2 threads, matvecs over twelve 11008x4096 F16 matrices in
+// stream per step). Measured on a Zen 5-class EPYC VM, 2 threads, matvecs over twelve 11008x4096 F16 matrices in
 // turn against a plain 4-stream read of the same bytes (medians of 14 interleaved passes, two runs):
 // R = 4, U = 2: 0.91, 0.97; R = 4, U = 1: 0.87, 0.88; R = 8, U = 1 (the earlier choice, from a Zen 3
-// VM): 0.76, 0.80. 12 or 16 streams were slower still, 2 streams or 1 slower than 4.
+// VM): 0.76, 0.80. 12 or 16 streams were no better than 8; 2 streams or 1 slower than 4.
 // C = 2, 3: R = 4, U = 1 (more accumulators would not fit the AVX2 register file).
 template <size_t C, class WT>
 void RowsDirect(const WT* w, size_t cols, const float* x, float* y, size_t ldy, size_t r0, size_t r1) {

@@ -56,7 +56,7 @@ SQ_Q8_TARGET inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 // deltas), then one horizontal sum. Measured on 3-bit + 0.45% sparse, 11008x4096 and 32000x4096, 2 threads
 // (bench_quant_kernels, time over dense 3-bit's): this loop after each row chunk 1.25x; the scalar loop
 // (kernels/sparse.cpp) in the same place 1.27-1.51x; each row's sparse sum right after its dense sum
-// inside the tiles 1.6-1.8x. The bytes alone would give 1.07x: Zen 4's gathers are microcoded and the
+// inside the tiles 1.6-1.8x. The bytes alone would give 1.07x: this CPU's gathers are slow and the
 // row lengths vary (a loop exit mispredicted per row); unrolled masked steps and prefetching did not help.
 SQ_Q8_TARGET inline float csr_row(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x,
                                   size_t r) {

@@ -80,7 +80,9 @@ void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int
       for (int64_t t = 0; t < tb; t++)
         for (size_t c = c0; c < c1; c++) xt[c * kTB + size_t(t)] = x[(t0 + t) * cols + int64_t(c)];
     });
-    over_rows(kTB, [&](int64_t r0, int64_t r1) { csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, r0, r1); });
+    over_rows(kTB, [&](int64_t r0, int64_t r1) {
+      csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, r0, r1);
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 // The CSR sparse part of a lookup-table weight (formats/lut.h): Y[t, r] += Σ_j vals[j] · X[t, indices[j]]
 // for j in [indptr[r], indptr[r+1]). Work is proportional to non-zeros, which are far from uniform over
-// rows (outliers cluster in a few rows), so threads get row chunks of ≈ equal non-zeros, not equal rows (kernels/split_rows.h).
+// rows (outliers cluster in a few rows), so threads get row chunks of ≈ equal non-zeros, not equal rows
+// (kernels/split_rows.h).
 // Few activation rows (n < 8): per row and activation row a gather (x[indices[j]]), plain C++ with
 // independent accumulators (SIMD gathers do not beat it on AVX2). Many (prompt processing): X is
 // transposed in blocks of 64 activation rows, and each non-zero adds v · X^T[c, block] to the row's 64
