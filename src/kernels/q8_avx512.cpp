@@ -59,7 +59,7 @@ SQ_Q8_TARGET inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 // alternated, two runs): 4-bit 11008x4096 41.6 / 43.1 -> 48.0 / 47.0 GB/s, 4096x11008 37.3 / 39.0 ->
 // 44.6 / 43.0 GB/s; 3-bit and int4 unchanged within this VM's noise (there GCC had already kept half
 // of the 3-bit loop's activations and all of int4's in registers). A stand-alone copy of the 4-bit loop, one thread, 256x4096 codes in
-// L2: 17-20 -> 13-14 ns per 2048 weights.
+// L2: 17-20 -> 12-14 ns per 2048 weights.
 template <size_t N>
 SQ_Q8_TARGET inline void load_act(const int8_t* xb, __m512i (&x)[N]) {
   for (size_t k = 0; k < N; k++) {
