@@ -58,8 +58,10 @@ SQ_Q8_TARGET inline float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 // its code-stream reads back. Measured (bench_quant_kernels, 2 threads, old and new binaries
 // alternated, two runs): 4-bit 11008x4096 41.6 / 43.1 -> 48.0 / 47.0 GB/s, 4096x11008 37.3 / 39.0 ->
 // 44.6 / 43.0 GB/s; 3-bit and int4 unchanged within this VM's noise (there GCC had already kept half
-// of the 3-bit loop's activations and all of int4's in registers). A stand-alone copy of the 4-bit loop, one thread, 256x4096 codes in
-// L2: 17-20 -> 12-14 ns per 2048 weights.
+// of the 3-bit loop's activations and all of int4's in registers). A stand-alone copy of the 4-bit
+// loop, one thread, 256x4096 codes in L2: 17-20 -> 12-14 ns per 2048 weights. The 3-bit loop loads all
+// eight vectors of a 512-column step even for a last step of 256 real columns: q8.cpp pads xq to whole
+// 512-column lane blocks (zeros), so the reads stay inside it.
 template <size_t N>
 SQ_Q8_TARGET inline void load_act(const int8_t* xb, __m512i (&x)[N]) {
   for (size_t k = 0; k < N; k++) {
