@@ -3,7 +3,8 @@
 // a checkpoint written by write_quantized_checkpoint and read back by Model::load computes exactly what
 // the in-memory quantized model (ModelPatch) computes: bit-identical logits and perplexity for
 // SqueezeLLM 3-bit + 0.45% sparse (lut + CSR), RTN w4 g128 and SmoothQuant+ (GPTQ int4 + smoothed
-// norms), plus the AutoGPTQ quantize_config.json beside GPTQ checkpoints.
+// norms), plus the AutoGPTQ quantize_config.json beside GPTQ checkpoints; `--head-bits` quantizes an
+// untied head in the format of the other linears, and refuses what it cannot do.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +16,7 @@
 #include "eval/perplexity.h"
 #include "io/safetensors.h"
 #include "model/session.h"
+#include "model/synth.h"
 #include "model/tokenizer.h"
 #include "quant/pipeline.h"
 #include "quant/quantize_model.h"
@@ -330,6 +332,157 @@ TEST(RoundTripSparse, SqueezeLLMSparsePartIsWritten) {
   for (int64_t i = 0; i < m->cfg.n_layers; i++)
     for (auto& [name, slot] : m->layers[size_t(i)].linears(m->names, i)) weights += (*slot)->rows() * (*slot)->cols();
   EXPECT_NEAR(100.0 * double(nnz) / double(weights), pct, 0.01);
+}
+
+// ---- --head-bits: the output head quantized too -----------------------------------------------------
+
+// A small untied LLaMA-layout model (synth keeps lm_head separate) with 128-wide rows, so int4 groups
+// of 64 and every lut width fit.
+std::filesystem::path untied_model(const std::filesystem::path& dir, const ExecContext& ctx) {
+  SynthOptions o;
+  o.like = "llama-7b";
+  o.layers = 2;
+  o.hidden = 128;
+  o.intermediate = 192;
+  o.heads = 4;
+  o.vocab = 300;
+  o.dtype = DType::F32;
+  o.progress = false;
+  write_synthetic_model(o, dir, ctx);
+  return dir;
+}
+
+struct HeadCase {
+  const char* name;
+  QuantizeOptions opts;
+  const char* head_tensor;   // what the written checkpoint stores for the head
+  const char* head_format;   // in the loaded head's describe()
+};
+
+void PrintTo(const HeadCase& c, std::ostream* os) { *os << c.name; }
+
+class HeadBits : public ::testing::TestWithParam<HeadCase> {};
+
+TEST_P(HeadBits, HeadIsQuantizedWrittenAndLoaded) {
+  const HeadCase& c = GetParam();
+  auto ctx = make_context(2);
+  sqtest::TempDir tmp;
+  auto m = Model::load(untied_model(tmp / "m", ctx.ctx));
+  ASSERT_FALSE(m->names.head_is_embed);
+  std::vector<std::vector<int32_t>> windows;
+  for (int w = 0; w < 2; w++) {
+    windows.emplace_back();
+    for (int t = 0; t < 32; t++) windows.back().push_back(int32_t((w * 131 + t * 37 + 5) % 300));
+  }
+  const auto sens = stats_for(*m, windows, ctx.ctx, tmp / "stats.safetensors");
+  const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 42, 7, 128};
+
+  QuantizeOptions keep = c.opts;
+  keep.head_bits = 0;
+  QuantizedModel q0 = quantize_model(*m, keep, &sens, {}, ctx.ctx);
+  EXPECT_EQ(q0.quant_config["lm_head"], false);
+  EXPECT_EQ(q0.linears.count("lm_head"), 0u);
+
+  QuantizedModel q = quantize_model(*m, c.opts, &sens, {}, ctx.ctx);
+  EXPECT_EQ(q.quant_config["lm_head"], true);
+  ASSERT_EQ(q.linears.count("lm_head"), 1u);
+  ASSERT_EQ(q.linears.size(), q0.linears.size() + 1);
+  std::vector<float> with_head, without_head;
+  {
+    ModelPatch patch(*m, q0);
+    without_head = logits_of(*m, ids, ctx.ctx);
+  }
+  {
+    ModelPatch patch(*m, q);
+    EXPECT_NE(m->head->describe().find(c.head_format), std::string::npos) << m->head->describe();
+    with_head = logits_of(*m, ids, ctx.ctx);
+  }
+  EXPECT_EQ(m->head->describe().find(c.head_format), std::string::npos) << "the patch was not reverted";
+  // The head's rounding shows in the logits, and only as a rounding (per-row uniform RTN on these
+  // heavy-tailed weights moves them most: ~0.26 of the largest logit).
+  const double d = max_abs_diff(with_head, without_head);
+  EXPECT_GT(d, 1e-4);
+  EXPECT_LT(d, 0.5 * max_abs(without_head));
+
+  write_quantized_checkpoint(*m, q, tmp / "q");
+  Checkpoint ck(tmp / "q");
+  EXPECT_FALSE(ck.has("lm_head.weight"));
+  EXPECT_TRUE(ck.has(std::string("lm_head.") + c.head_tensor));
+  auto cfg = nlohmann::json::parse(sqtest::read_file(tmp / "q/config.json"));
+  EXPECT_EQ(cfg["quantization_config"]["lm_head"], true);
+  auto back = Model::load(tmp / "q");
+  EXPECT_NE(back->head->describe().find(c.head_format), std::string::npos) << back->head->describe();
+  EXPECT_EQ(max_abs_diff(logits_of(*back, ids, ctx.ctx), with_head), 0.0);
+  EXPECT_EQ(back->bytes_per_token(), [&] {
+    ModelPatch patch(*m, q);
+    return m->bytes_per_token();
+  }());
+}
+
+QuantizeOptions with_head(QuantizeOptions o, int head_bits) {
+  o.head_bits = head_bits;
+  return o;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Synth, HeadBits,
+    ::testing::Values(HeadCase{"squeezellm4_head4", with_head(options("squeezellm", 4, 0, 0, "auto"), 4), "qcodes", "lut4"},
+                      HeadCase{"squeezellm3_sparse_head3", with_head(options("squeezellm", 3, 0, 0.45, "auto"), 3), "qcodes", "lut3"},
+                      HeadCase{"squeezellm3_head8", with_head(options("squeezellm", 3, 0, 0, "auto"), 8), "qcodes", "lut8"},
+                      HeadCase{"rtn4_head4", with_head(options("rtn", 4, 0, 0, "auto"), 4), "qcodes", "lut4"},
+                      HeadCase{"rtn_w4_g64_head4", with_head(options("rtn", 4, 64, 0, "auto"), 4), "qweight", "int4 g64"},
+                      HeadCase{"smoothquant_g64_head4", with_head(options("smoothquant+", 4, 64, 0, "0.5"), 4), "qweight", "int4 g64"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(HeadBitsBadInput, RefusedWithOneClearError) {
+  auto ctx = make_context(2);
+  sqtest::TempDir tmp;
+  const auto dir = untied_model(tmp / "m", ctx.ctx);
+  auto m = Model::load(dir);
+  auto expect_fail = [&](QuantizeOptions o, const std::string& needle) {
+    try {
+      quantize_model(*m, o, nullptr, {}, ctx.ctx);
+      ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_fail(with_head(options("rtn", 4, 64, 0, "auto"), 3), "the head can only take 4");
+  expect_fail(with_head(options("squeezellm", 4, 0, 0, "auto"), 9), "--head-bits must be 0");
+  expect_fail(with_head(options("squeezellm", 4, 0, 0, "auto"), 1), "--head-bits must be 0");
+  // The bundled model ties its head to the embeddings, which the engine reads as a dense table.
+  auto tied = Model::load(sqtest::bundled_model());
+  try {
+    quantize_model(*tied, with_head(options("squeezellm", 3, 0, 0, "auto"), 3), nullptr, {}, ctx.ctx);
+    ADD_FAILURE() << "a tied head was quantized";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tied to the token embeddings"), std::string::npos) << e.what();
+  }
+  // Through the CLI: exit status 1, one line, nothing written.
+  const auto out = tmp / "q";
+  auto r = sqtest::run_cli({"quantize", "-m", dir.string(), "-o", out.string(), "--method", "rtn", "--bits", "4",
+                            "--group-size", "64", "--head-bits", "2", "-q"});
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("the head can only take 4"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+TEST(HeadBitsCli, QuantizeThenInspectShowsTheHeadFormat) {
+  auto ctx = make_context(2);
+  sqtest::TempDir tmp;
+  const auto dir = untied_model(tmp / "m", ctx.ctx);
+  const auto out = tmp / "q";
+  auto r = sqtest::run_cli({"quantize", "-m", dir.string(), "-o", out.string(), "--method", "squeezellm", "--bits", "3",
+                            "--head-bits", "4", "--sensitivity", "uniform", "-q"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  r = sqtest::run_cli({"inspect", "-m", out.string(), "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["head_format"], "lut4");
+  EXPECT_EQ(j["quantization_config"]["lm_head"], true);
+  r = sqtest::run_cli({"inspect", "-m", dir.string(), "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["head_format"], "F32");
 }
 
 }  // namespace

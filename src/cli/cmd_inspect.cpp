@@ -47,6 +47,7 @@ void add_inspect(CLI::App& app) {
                         {"rope_theta", c.rope_theta},
                         {"sliding_window", c.sliding_window},
                         {"tied_embeddings", m->names.head_is_embed},
+                        {"head_format", m->head->describe()},
                         {"parameters", m->n_params()},
                         {"linear_parameters", lin_params},
                         {"linear_bytes", lin_bytes},
@@ -66,7 +67,8 @@ void add_inspect(CLI::App& app) {
                 (long long)c.n_kv_heads, (long long)c.head_dim);
     std::printf("vocab / context  %lld / %lld%s\n", (long long)c.vocab_size, (long long)c.max_pos,
                 c.sliding_window ? cat(", sliding window ", c.sliding_window).c_str() : "");
-    std::printf("head             %s\n", m->names.head_is_embed ? "tied to the embedding" : "separate lm_head");
+    std::printf("head             %s\n",
+                m->names.head_is_embed ? "tied to the embedding" : cat("separate lm_head, ", m->head->describe()).c_str());
     std::printf("parameters       %lld (%.3f M)\n", (long long)m->n_params(), m->n_params() / 1e6);
     std::string fs, ds;
     for (auto& [k, v] : formats) fs += cat(fs.empty() ? "" : ", ", k, " x", v);

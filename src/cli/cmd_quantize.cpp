@@ -33,6 +33,8 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--sparsity", o->q.sparsity, "squeezellm: percent of weights kept exact in CSR (e.g. 0.45; 0 = dense only)");
   cmd->add_option("--sensitive", o->q.sensitive, "squeezellm: percent of each matrix kept by top Fisher value");
   cmd->add_option("--group-size", o->q.group_size, "input channels per group (0 = per row; int4 default 128)");
+  cmd->add_option("--head-bits", o->q.head_bits,
+                  "also quantize the output head (lm_head): 0 = keep it dense (default), 2..8 bits (int4 methods: 4)");
   cmd->add_option("--kmeans", o->kmeans, "fast (Lloyd, k-means++) or exact (dynamic programming)")
       ->check(CLI::IsMember({"fast", "exact"}));
   cmd->add_option("--alpha", o->q.alpha, "smoothquant+: auto (search), none, or a strength in [0, 1]");

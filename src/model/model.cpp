@@ -59,8 +59,9 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
   if (opt) m->pos_embed = check_matrix(ck, n.pos_embed, c.max_pos + 2, H);
   m->final_norm_w = load_vector(ck, n.final_norm + ".weight", H);
   if (opt) m->final_norm_b = load_vector(ck, n.final_norm + ".bias", H);
-  check_matrix(ck, n.head, c.vocab_size, H);
-  m->head = load_linear(ck, n.head.substr(0, n.head.size() - 7), c.vocab_size, H, nullptr);
+  // The head is dense unless `quantize --head-bits` stored it in the model's quantized format.
+  if (ck.has(n.head)) check_matrix(ck, n.head, c.vocab_size, H);
+  m->head = load_linear(ck, n.head.substr(0, n.head.size() - 7), c.vocab_size, H, ck.has(n.head) ? nullptr : c.quant);
 
   m->layers.resize(c.n_layers);
   for (int64_t i = 0; i < c.n_layers; i++) {

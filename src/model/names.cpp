@@ -38,7 +38,8 @@ TensorNames tensor_names(const ModelConfig& cfg, const Checkpoint& ckpt) {
     n.final_norm = "model.norm";
   }
   if (!ckpt.has(n.embed)) fail(ckpt.dir().string(), ": tensor '", n.embed, "' not found (is this a ", cfg.model_type, " checkpoint?)");
-  if (ckpt.has("lm_head.weight")) {
+  // A quantized head (`quantize --head-bits`) stores lm_head.qcodes (lut) or lm_head.qweight (int4).
+  if (ckpt.has("lm_head.weight") || ckpt.has("lm_head.qcodes") || ckpt.has("lm_head.qweight")) {
     n.head = "lm_head.weight";
   } else if (cfg.tie_embeddings || cfg.arch == Arch::kOpt) {
     n.head = n.embed;
@@ -47,6 +48,10 @@ TensorNames tensor_names(const ModelConfig& cfg, const Checkpoint& ckpt) {
     fail(ckpt.dir().string(), ": tensor 'lm_head.weight' not found and tie_word_embeddings is false");
   }
   return n;
+}
+
+std::string head_prefix(const TensorNames& names) {
+  return names.head_is_embed ? std::string() : names.head.substr(0, names.head.size() - 7);  // minus ".weight"
 }
 
 std::vector<std::string> all_linears(const ModelConfig& cfg, const TensorNames& names) {

@@ -27,6 +27,9 @@ struct TensorNames {
   std::string root;  // "model." / "model.decoder." / "decoder."
 };
 
+// The head's linear prefix ("lm_head"), or "" when the head is the tied embedding table.
+std::string head_prefix(const TensorNames& names);
+
 // Resolves names against the checkpoint (prefix variants, tied head).
 TensorNames tensor_names(const ModelConfig& cfg, const Checkpoint& ckpt);
 

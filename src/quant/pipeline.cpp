@@ -39,6 +39,7 @@ std::unique_ptr<LinearWeight>* model_linear(Model& m, const std::string& prefix)
     if (prefix.rfind(m.names.layer_prefix(i), 0) == 0)
       for (auto& [name, slot] : m.layers[i].linears(m.names, i))
         if (name == prefix) return slot;
+  if (!m.names.head_is_embed && prefix == head_prefix(m.names)) return &m.head;
   fail("no linear layer '", prefix, "' in the model");
 }
 
@@ -176,7 +177,11 @@ void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const
 
 }  // namespace sq
 
+#include "calib/calibrate.h"
+#include "core/progress.h"
+#include "quant/int4_quant.h"
 #include "quant/quantize_model.h"
+#include "quant/squeezellm.h"
 
 namespace sq {
 
@@ -185,6 +190,44 @@ nlohmann::json lut_quantization_config(const std::string& method, int bits, int6
           {"squeeze_method", method},     {"bits", bits},           {"group_size", group_size > 0 ? group_size : -1},
           {"sparsity_percent", sparsity}};
 }
+
+namespace {
+
+// The head [vocab, hidden] at o.head_bits in the format of the model's other linears (`--head-bits`):
+// int4 groups of the same group size when those are int4 (rtn int4, smoothquant+: nothing is folded
+// into the head, so it is quantized unsmoothed), otherwise lut tables of the same group size. SqueezeLLM
+// weights its k-means by the head's Fisher values when the sensitivity file has them (`calibrate` of
+// an untied head writes them; older files lack them) and uniformly otherwise; the head gets no sparse
+// part (the model-wide sparse fraction is planned over the layers' linears).
+// int4_group: the group size of the model's int4 linears, 0 when they are lut tables.
+QuantMatrix quantize_head(Model& m, const QuantizeOptions& o, const Sensitivity* sens, int int4_group,
+                          const ExecContext& ctx) {
+  const LinearWeight& lw = *m.head;
+  const std::string name = head_prefix(m.names);
+  std::vector<float> W = lw.dequantize();
+  if (int4_group > 0) return quantize_int4_rtn(W.data(), lw.rows(), lw.cols(), int4_group, o.clip_search, ctx);
+  if (o.method != "squeezellm") return rtn_lut_matrix(W.data(), lw.rows(), lw.cols(), o.head_bits, o.group_size, ctx);
+  SqueezeOptions so;
+  so.bits = o.head_bits;
+  so.exact = o.kmeans_exact;
+  so.seed = o.seed;
+  const float* fisher = nullptr;
+  if (sens && sens->has(name)) {
+    const LinearSensitivity& s = sens->at(name);
+    SQ_CHECK(s.fisher && s.rows == lw.rows() && s.cols == lw.cols(), sens->path().string(), ": fisher.", name,
+             " is of the wrong shape");
+    fisher = s.fisher;
+  }
+  DType dt = DType::F32;
+  if (auto* d = dynamic_cast<const DenseLinear*>(&lw)) dt = d->dtype();
+  Progress bar("quantize head", lw.rows(), "rows", o.progress);
+  LutMatrix lm = squeezellm_quantize({name, W.data(), fisher, lw.rows(), lw.cols()}, dt, so, ctx,
+                                     [&](int64_t done) { bar.update(done, name); });
+  bar.finish();
+  return lm;
+}
+
+}  // namespace
 
 QuantizedModel quantize_model(Model& model, const QuantizeOptions& o, const Sensitivity* sens,
                               const std::vector<std::vector<int32_t>>& calib, const ExecContext& ctx) {
@@ -195,12 +238,25 @@ QuantizedModel quantize_model(Model& model, const QuantizeOptions& o, const Sens
   if (o.sensitive < 0 || o.sensitive >= 100) fail("--sensitive is a percentage in [0, 100), got ", o.sensitive);
   if (o.group_size < 0) fail("--group-size must be positive (0 = per row), got ", o.group_size);
   if (o.smooth_only && o.method != "smoothquant+") fail("smoothing only applies to --method smoothquant+, not ", o.method);
+  const bool int4 = writes_int4(o);
+  if (o.head_bits != 0) {
+    if (o.head_bits < 2 || o.head_bits > 8) fail("--head-bits must be 0 (keep the head) or between 2 and 8, got ", o.head_bits);
+    if (int4 && o.head_bits != 4) fail("--head-bits ", o.head_bits, ": this method writes int4 groups, so the head can only take 4");
+    if (o.smooth_only) fail("--head-bits does not apply to smoothing only");
+    if (model.names.head_is_embed)
+      fail("--head-bits: the head of ", model.dir.string(), " is tied to the token embeddings, which stay dense");
+  }
   auto t0 = std::chrono::steady_clock::now();
   QuantizedModel q;
   if (o.method == "squeezellm") q = quantize_squeezellm(model, o, sens, ctx);
   else if (o.method == "rtn") q = quantize_rtn(model, o, ctx);
   else if (o.method == "smoothquant+") q = quantize_smoothquant_plus(model, o, sens, calib, ctx);
   else fail("--method '", o.method, "' is not one of squeezellm, rtn, smoothquant+");
+  if (o.head_bits != 0) {
+    const int group = int4 ? q.quant_config.at("group_size").get<int>() : 0;
+    q.linears.emplace(head_prefix(model.names), quantize_head(model, o, sens, group, ctx));
+  }
+  if (q.quant_config.is_object()) q.quant_config["lm_head"] = o.head_bits != 0;
   q.report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   q.report["method"] = o.method;
   return q;

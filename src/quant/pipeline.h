@@ -30,6 +30,7 @@ struct QuantizeOptions {
   double sparsity = 0.0;    // squeezellm: percent of all quantized weights kept exact in CSR (0.45 = 0.45%)
   double sensitive = 0.05;  // squeezellm: percent of each matrix kept by top Fisher value (when sparsity > 0)
   int64_t group_size = 0;   // 0 = per row; smoothquant+ and int4 rtn default to 128
+  int head_bits = 0;        // 0 = keep the head as stored; 2..8 = quantize it too (lut: these bits; int4: 4)
   bool kmeans_exact = false;
   uint64_t seed = 0;
   std::string alpha = "auto";  // smoothquant+: "auto" (search), "none", or a number in [0, 1]

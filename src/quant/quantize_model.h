@@ -18,6 +18,9 @@ QuantizedModel quantize_squeezellm(Model& m, const QuantizeOptions& o, const Sen
 // Round-to-nearest baselines: int4 groups (GPTQ format) or uniform lookup tables.
 QuantizedModel quantize_rtn(Model& m, const QuantizeOptions& o, const ExecContext& ctx);
 
+// Whether the method writes GPTQ int4 groups (smoothquant+, rtn at 4 bits with a group size) rather
+// than lut tables.
+bool writes_int4(const QuantizeOptions& o);
 // Round-to-nearest uniform lookup tables for W [rows, cols] f32 (group_size 0 = per row).
 LutMatrix rtn_lut_matrix(const float* W, int64_t rows, int64_t cols, int bits, int64_t group_size,
                          const ExecContext& ctx);

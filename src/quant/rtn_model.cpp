@@ -8,9 +8,13 @@
 
 namespace sq {
 
+bool writes_int4(const QuantizeOptions& o) {
+  return o.method == "smoothquant+" || (o.method == "rtn" && o.bits == 4 && o.group_size > 0);
+}
+
 QuantizedModel quantize_rtn(Model& m, const QuantizeOptions& o, const ExecContext& ctx) {
   QuantizedModel q;
-  const bool int4 = o.bits == 4 && o.group_size > 0;
+  const bool int4 = writes_int4(o);
   auto names = all_linears(m.cfg, m.names);
   Progress bar("quantize rtn", int64_t(names.size()), "layers", o.progress);
   for (auto& name : names) {
