@@ -1,6 +1,6 @@
 // Calibration: the GEMM against a naive product, half-precision conversion, gradients of every linear
-// kind against central finite differences (llama with GQA, mistral with a sliding window shorter
-// than the sequence, opt with biases), the Fisher accumulation, window cutting, the sensitivity file
+// kind and of an untied head against central finite differences (llama with GQA, mistral with a
+// sliding window shorter than the sequence, opt with biases), the Fisher accumulation (head included), window cutting, the sensitivity file
 // round trip and bad input.
 #include <gtest/gtest.h>
 
@@ -145,9 +145,12 @@ void check_gradients(const TinySpec& spec, int64_t L) {
   const auto ids = random_ids(L, spec.V, 3);
 
   sq::CalibModel<double> model(m.cfg, m.names, *m.src, ctx);
+  // The layers' linears and an untied head.
+  std::vector<sq::LinearInfo> lins = model.linears();
+  if (!m.names.head_is_embed) lins.push_back({sq::head_prefix(m.names), spec.V, spec.d});
   std::map<std::string, std::vector<double>> grads;
   sq::GradSinks<double> sinks;
-  for (const auto& li : model.linears()) {
+  for (const auto& li : lins) {
     grads[li.prefix].resize(size_t(li.rows * li.cols));
     sinks.grad[li.prefix] = grads[li.prefix].data();
   }
@@ -157,7 +160,7 @@ void check_gradients(const TinySpec& spec, int64_t L) {
   const float eps = std::ldexp(1.0f, -14);  // exact on the weight grid (see calibtest::grid)
   std::mt19937 rng(5);
   int checked = 0;
-  for (const auto& li : model.linears()) {
+  for (const auto& li : lins) {
     const auto& g = grads[li.prefix];
     // Of 24 random elements, the 3 with the largest gradient (relative error of a ~0 gradient says nothing).
     std::vector<int64_t> cand(24);
@@ -174,18 +177,18 @@ void check_gradients(const TinySpec& spec, int64_t L) {
       checked++;
     }
   }
-  EXPECT_EQ(checked, 3 * int(model.linears().size()));
+  EXPECT_EQ(checked, 3 * int(lins.size()));
 
   // The float path gives the same gradients to float accuracy.
   sq::CalibModel<float> fmodel(m.cfg, m.names, *m.src, ctx);
   std::map<std::string, std::vector<float>> fgrads;
   sq::GradSinks<float> fsinks;
-  for (const auto& li : fmodel.linears()) {
+  for (const auto& li : lins) {
     fgrads[li.prefix].resize(size_t(li.rows * li.cols));
     fsinks.grad[li.prefix] = fgrads[li.prefix].data();
   }
   EXPECT_NEAR(fmodel.forward_backward(ids, fsinks), loss, 1e-5);
-  for (const auto& li : fmodel.linears()) {
+  for (const auto& li : lins) {
     std::vector<float> gd(grads[li.prefix].begin(), grads[li.prefix].end());
     EXPECT_LT(calibtest::rel_frob(fgrads[li.prefix].data(), gd.data(), gd.size()), 1e-4) << li.prefix;
   }
@@ -251,12 +254,15 @@ TEST(CalibFisher, SumsSquaredPerSequenceGradients) {
   EXPECT_EQ(r.tokens, 27);
 
   sq::CalibModel<double> model(m.cfg, m.names, *m.src, ctx);
+  std::vector<sq::LinearInfo> lins = model.linears();
+  lins.push_back({"lm_head", s.V, s.d});  // untied: its Fisher values are kept too
+  ASSERT_EQ(r.head.prefix, "lm_head");
   std::map<std::string, std::vector<double>> sum;
   double loss = 0;
   for (const auto& w : wins) {
     std::map<std::string, std::vector<double>> g;
     sq::GradSinks<double> sinks;
-    for (const auto& li : model.linears()) {
+    for (const auto& li : lins) {
       g[li.prefix].resize(size_t(li.rows * li.cols));
       sinks.grad[li.prefix] = g[li.prefix].data();
     }
@@ -268,7 +274,7 @@ TEST(CalibFisher, SumsSquaredPerSequenceGradients) {
     }
   }
   EXPECT_NEAR(r.mean_loss, loss / 3, 1e-12);
-  for (const auto& li : model.linears()) {
+  for (const auto& li : lins) {
     std::vector<float> ref(sum[li.prefix].begin(), sum[li.prefix].end());
     EXPECT_LT(calibtest::rel_frob(r.fisher[li.prefix].data(), ref.data(), ref.size()), 1e-6) << li.prefix;
   }
@@ -302,6 +308,8 @@ TEST(CalibFisher, SumsSquaredPerSequenceGradients) {
     sq::ExecContext c2{&pool, isa};
     opts.f64 = false;
     sq::CalibResult rf = sq::calibrate(m.cfg, *m.ckpt, wins, c2, opts);
+    EXPECT_LT(calibtest::rel_frob(rf.fisher["lm_head"].data(), r.fisher["lm_head"].data(), r.fisher["lm_head"].size()),
+              1e-4);
     for (const auto& li : r.linears) {
       EXPECT_LT(calibtest::rel_frob(rf.fisher[li.prefix].data(), r.fisher[li.prefix].data(), r.fisher[li.prefix].size()), 1e-4);
       EXPECT_LT(calibtest::rel_frob(rf.meansq[li.prefix].data(), r.meansq[li.prefix].data(), r.meansq[li.prefix].size()), 1e-5);
@@ -444,7 +452,15 @@ TEST(CalibFile, RoundTripAndValidation) {
 
   sq::Sensitivity sens = sq::load_sensitivity(out, a.cfg, *a.ckpt);
   EXPECT_EQ(sens.metadata().at("model"), "a");
-  EXPECT_EQ(sens.all().size(), r.linears.size());
+  EXPECT_EQ(sens.all().size(), r.linears.size() + 1);  // + the untied head's Fisher values
+  {
+    ASSERT_TRUE(sens.has("lm_head"));
+    const auto& h = sens.at("lm_head");
+    ASSERT_EQ(h.rows, s.V);
+    ASSERT_EQ(h.cols, s.d);
+    EXPECT_EQ(0, std::memcmp(h.fisher, r.fisher["lm_head"].data(), size_t(s.V * s.d) * 4));
+    EXPECT_EQ(h.absmax, nullptr);
+  }
   for (const auto& li : r.linears) {
     const auto& ls = sens.at(li.prefix);
     ASSERT_EQ(ls.rows, li.rows);

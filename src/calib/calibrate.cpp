@@ -44,6 +44,12 @@ CalibResult run_calibration(const ModelConfig& cfg, const TensorNames& names, co
     f.assign(size_t(li.rows * li.cols), 0.f);
     sinks.fisher[li.prefix] = f.data();
   }
+  if (!names.head_is_embed) {  // an untied head is a linear the quantizer may take too (--head-bits)
+    res.head = {head_prefix(names), cfg.vocab_size, cfg.hidden};
+    auto& f = res.fisher[res.head.prefix];
+    f.assign(size_t(res.head.rows * res.head.cols), 0.f);
+    sinks.fisher[res.head.prefix] = f.data();
+  }
   ActStats stats;
   int64_t total_tokens = 0;
   for (const auto& w : windows) total_tokens += int64_t(w.size());
@@ -151,6 +157,9 @@ void write_calibration(const std::filesystem::path& out, const CalibResult& res,
     items["absmax." + li.prefix] = {{li.cols}, find(res.absmax, li.prefix, c, "absmax")};
     items["meansq." + li.prefix] = {{li.cols}, find(res.meansq, li.prefix, c, "meansq")};
   }
+  if (!res.head.prefix.empty())
+    items["fisher." + res.head.prefix] = {{res.head.rows, res.head.cols},
+                                          find(res.fisher, res.head.prefix, size_t(res.head.rows * res.head.cols), "fisher")};
   nlohmann::json h = nlohmann::json::object();
   if (!metadata.empty()) h["__metadata__"] = metadata;
   uint64_t off = 0;
@@ -200,7 +209,8 @@ Sensitivity load_sensitivity(const std::filesystem::path& path, const ModelConfi
     std::memcpy(copy.data(), t->data, t->nbytes);
     return copy.data();
   };
-  for (const auto& li : linear_infos(cfg, tensor_names(cfg, ckpt))) {
+  const TensorNames names = tensor_names(cfg, ckpt);
+  for (const auto& li : linear_infos(cfg, names)) {
     LinearSensitivity ls;
     ls.rows = li.rows;
     ls.cols = li.cols;
@@ -211,6 +221,15 @@ Sensitivity load_sensitivity(const std::filesystem::path& path, const ModelConfi
     ls.absmax = tensor("absmax." + li.prefix, {li.cols}, inputs);
     ls.meansq = tensor("meansq." + li.prefix, {li.cols}, inputs);
     s.stats_[li.prefix] = ls;
+  }
+  // The head's Fisher values, written for untied heads (files from before they were have none).
+  const std::string hp = head_prefix(names);
+  if (!hp.empty() && s.file_->find("fisher." + hp)) {
+    LinearSensitivity ls;
+    ls.rows = cfg.vocab_size;
+    ls.cols = cfg.hidden;
+    ls.fisher = tensor("fisher." + hp, {ls.rows, ls.cols}, "the model's head is " + shape_str({ls.rows, ls.cols}));
+    s.stats_[hp] = ls;
   }
   return s;
 }

@@ -4,7 +4,8 @@
 //                           averaged)
 //   absmax.L  [cols]        max |x| per input channel of L's input over all calibration tokens
 //   meansq.L  [cols]        mean x² per input channel (the diagonal of XᵀX / n)
-// for every linear L of the model (keyed by its prefix, e.g. "model.layers.0.mlp.up_proj"), written to
+// for every linear L of the model (keyed by its prefix, e.g. "model.layers.0.mlp.up_proj"), and
+// fisher.lm_head [vocab, hidden] for an untied head (for `quantize --head-bits`), written to
 // one safetensors file with the run's settings as metadata, and read back (validated against a model)
 // by the quantizers.
 #pragma once
@@ -51,6 +52,8 @@ struct CalibResult {
   // Keyed by linear prefix. fisher: [rows * cols] row-major; absmax, meansq: [cols].
   std::map<std::string, std::vector<float>> fisher, absmax, meansq;
   std::vector<LinearInfo> linears;  // model order, with shapes
+  LinearInfo head;                  // an untied head ("lm_head", [vocab, hidden]): fisher only; prefix
+                                    // empty when the head is tied to the embeddings
   double mean_loss = 0;             // mean over windows of each window's mean cross-entropy
   double seconds = 0;               // wall time of the forward+backward passes
   int64_t tokens = 0;               // total tokens processed
@@ -81,7 +84,7 @@ std::vector<float> forward_logits(const ModelConfig& cfg, const TensorNames& nam
 struct LinearSensitivity {
   int64_t rows = 0, cols = 0;
   const float* fisher = nullptr;  // [rows, cols]
-  const float* absmax = nullptr;  // [cols]
+  const float* absmax = nullptr;  // [cols] (null for the head: only its Fisher values are kept)
   const float* meansq = nullptr;  // [cols]
 };
 

@@ -70,6 +70,7 @@ struct CalibModel<T>::Impl {
   int64_t rope_len = -1;
   // Gradient scratch.
   std::vector<T> dh, dm, dg, du, dn2, da, dq, dk, dv, dn1, xf, dxf, logit_blk, xs, gin, gout, tmp_out;
+  std::vector<T> head_grad;  // [V, d] when only the head's Fisher is asked for
 
   Impl(const ModelConfig& c, const TensorNames& n, const WeightSource& s, const ExecContext& x)
       : cfg(c), names(n), src(s), ctx{x.pool, resolve_isa(x.isa)}, opt(c.arch == Arch::kOpt), d(c.hidden), H(c.n_heads), KV(c.n_kv_heads),
@@ -332,9 +333,12 @@ struct CalibModel<T>::Impl {
     }
   }
 
-  // Final norm, head and mean cross-entropy of x [L, d]; if dx is given it receives ∂loss/∂x.
+  // Final norm, head and mean cross-entropy of x [L, d]; if dx is given it receives ∂loss/∂x, and the
+  // sinks of the head's prefix (an untied head only) its gradient dW = dlogitsᵀ · xf [V, d], summed over
+  // the position blocks before it is squared into a Fisher sink (the Fisher is per sequence).
   // Logits are made one block of positions at a time ([block, vocab], about 16 MiB in f32).
-  double head_loss(const T* x, const std::vector<int32_t>& ids, T* dx, std::vector<float>* logits) {
+  double head_loss(const T* x, const std::vector<int32_t>& ids, T* dx, std::vector<float>* logits,
+                   const GradSinks<T>* sinks = nullptr) {
     const int64_t L = int64_t(ids.size());
     xf.resize(size_t(L * d));
     std::vector<T> mu(static_cast<size_t>(L)), s(static_cast<size_t>(L));
@@ -345,6 +349,17 @@ struct CalibModel<T>::Impl {
     logit_blk.resize(size_t(std::min(PB, L) * V));
     std::vector<double> row_loss(size_t(L), 0.0);
     const T inv_n = T(1.0 / double(L - 1));
+    T* head_g = nullptr;
+    float* head_f = nullptr;
+    if (dx && sinks && !names.head_is_embed) {
+      const std::string hp = head_prefix(names);
+      if (auto g = sinks->grad.find(hp); g != sinks->grad.end()) head_g = g->second;
+      if (auto f = sinks->fisher.find(hp); f != sinks->fisher.end()) head_f = f->second;
+      if (head_f && !head_g) {
+        head_grad.resize(size_t(V * d));
+        head_g = head_grad.data();
+      }
+    }
     for (int64_t b0 = 0; b0 < L; b0 += PB) {
       const int64_t nb = std::min(PB, L - b0);
       T* lg = logit_blk.data();
@@ -377,6 +392,16 @@ struct CalibModel<T>::Impl {
       if (dx)
         gemm<T>(nb, d, V, row_major<T>(lg, V), row_major(head.data(), d), dxf.data() + b0 * d, d, false, ctx.isa,
                 pool());
+      if (head_g)  // rows of positions that predict nothing are zero
+        gemm<T>(V, d, nb, transposed<T>(lg, V), row_major(xf.data() + b0 * d, d), head_g, d, b0 > 0, ctx.isa,
+                pool());
+    }
+    if (head_f) {
+      auto sq = [&](size_t b, size_t e, int) {
+        for (size_t i = b; i < e; i++) head_f[i] += float(head_g[i] * head_g[i]);
+      };
+      if (pool()) pool()->parallel_for(size_t(V * d), 4096, sq);
+      else sq(0, size_t(V * d), 0);
     }
     double loss = 0;
     for (int64_t t = 0; t + 1 < L; t++) loss += row_loss[size_t(t)];
@@ -416,7 +441,7 @@ struct CalibModel<T>::Impl {
     if (stats) stats->tokens += L;
     gout.resize(Ld);
     gin.resize(Ld);
-    const double loss = head_loss(xs.data() + n_layers * Ld, ids, gout.data(), nullptr);
+    const double loss = head_loss(xs.data() + n_layers * Ld, ids, gout.data(), nullptr, &sinks);
     for (int64_t i = n_layers - 1; i >= 0; i--) {
       if (i != n_layers - 1) {  // the top layer's weights and internals are still loaded
         load_layer(i);

@@ -43,6 +43,7 @@ struct ActStats {
 // Where each linear's weight gradient dW [rows, cols] of one sequence goes (keyed by linear prefix;
 // linears absent from both maps are skipped).
 template <typename T>
+// Keyed by linear prefix: the layers' linears and, for an untied head, head_prefix() ("lm_head").
 struct GradSinks {
   std::map<std::string, float*> fisher;  // F += dW² element-wise (f32 accumulator)
   std::map<std::string, T*> grad;        // G = dW
