@@ -218,6 +218,47 @@ TEST(CalibGradients, OptWithBiasesMatchesFiniteDifferences) {
   check_gradients(s, 10);
 }
 
+TEST(CalibGradients, HeadGradientSumsOverLogitBlocks) {
+  // Logits are made 2^22 / V positions at a time (calib/model.cpp head_loss): with V = 100000 a
+  // 64-token window spans two blocks (41 + 23 positions). The head's gradient must sum both blocks, and
+  // ∂loss/∂x (seen through q_proj's gradient) must take rows from both.
+  sqtest::TempDir tmp;
+  TinySpec s;
+  s.layers = 1;
+  s.V = 100000;
+  calibtest::write_tiny_model(tmp.path, s, 7);
+  Loaded m = load(tmp.path);
+  sq::ThreadPool pool(2);
+  sq::ExecContext ctx{&pool, sq::Isa::kBest};
+  const auto ids = random_ids(64, s.V, 9);
+  sq::CalibModel<double> model(m.cfg, m.names, *m.src, ctx);
+  const sq::LinearInfo& q = model.linears()[0];
+  std::vector<double> gh(size_t(s.V * s.d)), gq(size_t(q.rows * q.cols));
+  sq::GradSinks<double> sinks;
+  sinks.grad["lm_head"] = gh.data();
+  sinks.grad[q.prefix] = gq.data();
+  model.forward_backward(ids, sinks);
+
+  const float eps = std::ldexp(1.0f, -14);
+  auto check = [&](const std::string& tensor, int64_t idx, double g) {
+    calibtest::PerturbedWeights plus(*m.src, tensor, idx, eps), minus(*m.src, tensor, idx, -eps);
+    const double fd = (sq::sequence_loss(m.cfg, m.names, plus, ids, ctx, true) -
+                       sq::sequence_loss(m.cfg, m.names, minus, ids, ctx, true)) / (2.0 * double(eps));
+    ASSERT_GT(std::fabs(g), 1e-7) << tensor << "[" << idx << "]";
+    EXPECT_LE(std::fabs(fd - g), 1e-3 * std::fabs(g)) << tensor << "[" << idx << "]: analytic " << g << " vs " << fd;
+  };
+  // The largest entry of the head rows of a target predicted in the first block (position 0 predicts
+  // ids[1]) and in the second (position 62 predicts ids[63]).
+  for (int32_t row : {ids[1], ids[63]}) {
+    const double* r = gh.data() + int64_t(row) * s.d;
+    const int64_t j = std::max_element(r, r + s.d, [](double a, double b) { return std::fabs(a) < std::fabs(b); }) - r;
+    check("lm_head.weight", int64_t(row) * s.d + j, r[j]);
+  }
+  const int64_t k = std::max_element(gq.begin(), gq.end(), [](double a, double b) { return std::fabs(a) < std::fabs(b); }) -
+                    gq.begin();
+  check(q.prefix + ".weight", k, gq[size_t(k)]);
+}
+
 TEST(CalibGradients, SlidingWindowChangesTheLoss) {
   // Guards against the window being ignored: the same weights with and without it differ.
   sqtest::TempDir tmp;
