@@ -56,6 +56,12 @@ TEST(CalibCli, BadInputIsOneClearError) {
   expect_error({"calibrate", "-m", model, "--data", (tmp / "absent.txt").string(), "-o", out.string()}, "absent.txt",
                out);
   EXPECT_FALSE(std::filesystem::exists(tmp.path / "no-dir"));
+  // A quantized checkpoint has no dense weights to differentiate: said as such, not as a missing tensor.
+  const auto q = tmp / "q";
+  auto r = sqtest::run_cli({"quantize", "-m", model, "-o", q.string(), "--method", "rtn", "--bits", "4", "-q"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  expect_error({"calibrate", "-m", q.string(), "--data", data, "-o", out.string(), "--samples", "1", "--seqlen", "16"},
+               "is quantized (config.json has quantization_config); calibrate the unquantized model", out);
 }
 
 // A sensitivity file made for one model and given to the quantizer of another: one error naming the

@@ -119,6 +119,8 @@ CalibResult calibrate(const ModelConfig& cfg, const TensorNames& names, const We
 
 CalibResult calibrate(const ModelConfig& cfg, const Checkpoint& ckpt, const std::vector<std::vector<int32_t>>& windows,
                       const ExecContext& ctx, const CalibOptions& opts) {
+  if (!cfg.quant.is_null())  // its linears have no dense weights to differentiate
+    fail(ckpt.dir().string(), " is quantized (config.json has quantization_config); calibrate the unquantized model");
   CheckpointWeights w(ckpt);
   return calibrate(cfg, tensor_names(cfg, ckpt), w, windows, ctx, opts);
 }

@@ -60,6 +60,7 @@ struct CalibResult {
 };
 
 // Runs forward + backward over every window (one at a time; memory does not grow with their number).
+// The checkpoint must be unquantized (sq::Error otherwise).
 CalibResult calibrate(const ModelConfig& cfg, const Checkpoint& ckpt, const std::vector<std::vector<int32_t>>& windows,
                       const ExecContext& ctx, const CalibOptions& opts);
 // The same over any weight source (e.g. OverlayWeights); names from tensor_names() of the checkpoint.
