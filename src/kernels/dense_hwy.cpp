@@ -57,16 +57,32 @@ HWY_INLINE float ElemW(const BF16* p) {
 // consecutive weights per row per step), summed at the end; the < U · N columns left over go one vector
 // at a time into the first, the last < N one element at a time. Every row's sum is the same sequence of
 // operations whichever tile it is computed in (results do not depend on how rows are split over threads).
+//
+// Each step also prefetches the weight lines kPrefetchBytes ahead in every row. A row's stream runs on
+// into the next row of its sub-range (RowsDirect), which is the next one in memory, so prefetching past
+// a row's end fetches what that stream reads next (and past the matrix's end, prefetches do not fault).
+// Measured on the Zen 5-class EPYC VM: decode of an 8-layer LLaMA-7B-shaped F16 model, 2 threads, the
+// distances alternated within one process (15 rounds of 8 tokens, medians of the ratio to no prefetch):
+// 1 KiB ahead +10% / +10% / +7% (three runs), 1.5 KiB +7% / +9%, 768 B +6% / +4%, 2 KiB +6% / +3% / +5%,
+// 512 B +1%, 4 KiB -10%. Without it the hardware prefetchers apparently keep too few lines in flight
+// once each line also costs conversions and FMAs.
+constexpr size_t kPrefetchBytes = 1024;
+
 template <size_t R, size_t C, size_t U, class WT>
 HWY_INLINE void DirectTile(const WT* const* HWY_RESTRICT w, size_t cols, const float* HWY_RESTRICT x,
                            float* HWY_RESTRICT out) {
   const DF df;
   const size_t N = hn::Lanes(df);
+  const size_t step_bytes = U * N * sizeof(WT);  // bytes of each row one step reads
   VF acc[U][R * C];
   for (size_t u = 0; u < U; u++)
     for (size_t t = 0; t < R * C; t++) acc[u][t] = hn::Zero(df);
   size_t k = 0;
   for (; k + U * N <= cols; k += U * N) {
+    for (size_t i = 0; i < R; i++) {
+      const char* ahead = reinterpret_cast<const char*>(w[i] + k) + kPrefetchBytes;
+      for (size_t b = 0; b < step_bytes; b += 64) hwy::Prefetch(ahead + b);
+    }
     for (size_t u = 0; u < U; u++) {
       VF xv[C];
       for (size_t c = 0; c < C; c++) xv[c] = hn::LoadU(df, x + c * cols + k + u * N);
