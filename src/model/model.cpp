@@ -59,9 +59,12 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
   if (opt) m->pos_embed = check_matrix(ck, n.pos_embed, c.max_pos + 2, H);
   m->final_norm_w = load_vector(ck, n.final_norm + ".weight", H);
   if (opt) m->final_norm_b = load_vector(ck, n.final_norm + ".bias", H);
-  // The head is dense unless `quantize --head-bits` stored it in the model's quantized format.
-  if (ck.has(n.head)) check_matrix(ck, n.head, c.vocab_size, H);
-  m->head = load_linear(ck, n.head.substr(0, n.head.size() - 7), c.vocab_size, H, ck.has(n.head) ? nullptr : c.quant);
+  // The head is dense unless `quantize --head-bits` stored it in the model's quantized format. A tied
+  // head is the embedding matrix (n.head names it), always dense.
+  const bool head_dense = ck.has(n.head);
+  if (head_dense) check_matrix(ck, n.head, c.vocab_size, H);
+  const std::string head = n.head.substr(0, n.head.size() - 7);  // minus ".weight"
+  m->head = load_linear(ck, head, c.vocab_size, H, head_dense ? nullptr : c.quant);
 
   m->layers.resize(c.n_layers);
   for (int64_t i = 0; i < c.n_layers; i++) {

@@ -202,29 +202,11 @@ namespace {
 // int4_group: the group size of the model's int4 linears, 0 when they are lut tables.
 QuantMatrix quantize_head(Model& m, const QuantizeOptions& o, const Sensitivity* sens, int int4_group,
                           const ExecContext& ctx) {
+  if (o.method == "squeezellm") return squeezellm_quantize_head(m, o, sens, ctx);
   const LinearWeight& lw = *m.head;
-  const std::string name = head_prefix(m.names);
   std::vector<float> W = lw.dequantize();
   if (int4_group > 0) return quantize_int4_rtn(W.data(), lw.rows(), lw.cols(), int4_group, o.clip_search, ctx);
-  if (o.method != "squeezellm") return rtn_lut_matrix(W.data(), lw.rows(), lw.cols(), o.head_bits, o.group_size, ctx);
-  SqueezeOptions so;
-  so.bits = o.head_bits;
-  so.exact = o.kmeans_exact;
-  so.seed = o.seed;
-  const float* fisher = nullptr;
-  if (sens && sens->has(name)) {
-    const LinearSensitivity& s = sens->at(name);
-    SQ_CHECK(s.fisher && s.rows == lw.rows() && s.cols == lw.cols(), sens->path().string(), ": fisher.", name,
-             " is of the wrong shape");
-    fisher = s.fisher;
-  }
-  DType dt = DType::F32;
-  if (auto* d = dynamic_cast<const DenseLinear*>(&lw)) dt = d->dtype();
-  Progress bar("quantize head", lw.rows(), "rows", o.progress);
-  LutMatrix lm = squeezellm_quantize({name, W.data(), fisher, lw.rows(), lw.cols()}, dt, so, ctx,
-                                     [&](int64_t done) { bar.update(done, name); });
-  bar.finish();
-  return lm;
+  return rtn_lut_matrix(W.data(), lw.rows(), lw.cols(), o.head_bits, o.group_size, ctx);
 }
 
 }  // namespace

@@ -15,6 +15,8 @@ QuantizedModel quantize_smoothquant_plus(Model& m, const QuantizeOptions& o, con
                                          const std::vector<std::vector<int32_t>>& calib, const ExecContext& ctx);
 // SqueezeLLM lookup tables (Fisher-weighted k-means, optional dense-and-sparse).
 QuantizedModel quantize_squeezellm(Model& m, const QuantizeOptions& o, const Sensitivity* sens, const ExecContext& ctx);
+// The untied head alone at o.head_bits (Fisher-weighted when sens has the head's values).
+LutMatrix squeezellm_quantize_head(Model& m, const QuantizeOptions& o, const Sensitivity* sens, const ExecContext& ctx);
 // Round-to-nearest baselines: int4 groups (GPTQ format) or uniform lookup tables.
 QuantizedModel quantize_rtn(Model& m, const QuantizeOptions& o, const ExecContext& ctx);
 

@@ -16,6 +16,47 @@ LutMatrix rtn_lut_matrix(const float* W, int64_t rows, int64_t cols, int bits, i
   return quantize_rtn_lut(W, rows, cols, bits, group_size, ctx);
 }
 
+namespace {
+
+// One linear's weights as f32, with what the quantizer needs beside them.
+struct Mat {
+  std::string name;
+  std::vector<float> w;
+  const float* fisher = nullptr;  // [rows, cols] or null (unweighted k-means)
+  int64_t rows = 0, cols = 0;
+  DType dtype = DType::F32;  // the stored dtype, which the tables keep
+};
+
+// Loads the linear `name` of m with its Fisher values from sens (no sens: unweighted). A layer without
+// them is an error; the head may lack them (sensitivity files from before calibrate kept the head's).
+Mat load_mat(Model& m, const std::string& name, const Sensitivity* sens, bool fisher_optional) {
+  const LinearWeight& lw = **model_linear(m, name);
+  Mat mt{name, lw.dequantize(), nullptr, lw.rows(), lw.cols(), DType::F32};
+  if (auto* d = dynamic_cast<const DenseLinear*>(&lw)) mt.dtype = d->dtype();
+  if (sens && !(fisher_optional && !sens->has(name))) {
+    const LinearSensitivity& s = sens->at(name);
+    SQ_CHECK(s.fisher && s.rows == mt.rows && s.cols == mt.cols, sens->path().string(), ": fisher.", name,
+             " missing or of the wrong shape");
+    mt.fisher = s.fisher;
+  }
+  return mt;
+}
+
+}  // namespace
+
+LutMatrix squeezellm_quantize_head(Model& m, const QuantizeOptions& o, const Sensitivity* sens, const ExecContext& ctx) {
+  SqueezeOptions so;
+  so.bits = o.head_bits;
+  so.exact = o.kmeans_exact;
+  so.seed = o.seed;
+  Mat mt = load_mat(m, head_prefix(m.names), sens, true);
+  Progress bar("quantize head", mt.rows, "rows", o.progress);
+  LutMatrix lm = squeezellm_quantize({mt.name, mt.w.data(), mt.fisher, mt.rows, mt.cols}, mt.dtype, so, ctx,
+                                     [&](int64_t done) { bar.update(done, mt.name); });
+  bar.finish();
+  return lm;
+}
+
 QuantizedModel quantize_squeezellm(Model& m, const QuantizeOptions& o, const Sensitivity* sens, const ExecContext& ctx) {
   if (o.group_size > 0) fail("--method squeezellm uses one lookup table per row; --group-size is not supported");
   SqueezeOptions so;
@@ -25,26 +66,7 @@ QuantizedModel quantize_squeezellm(Model& m, const QuantizeOptions& o, const Sen
   so.exact = o.kmeans_exact;
   so.seed = o.seed;
   auto names = all_linears(m.cfg, m.names);
-  // f32 weights of every linear (all at once only when the sparse plan needs the whole model).
-  struct Mat {
-    std::string name;
-    std::vector<float> w;
-    const float* fisher = nullptr;
-    int64_t rows = 0, cols = 0;
-    DType dtype = DType::F32;
-  };
-  auto load = [&](const std::string& name) {
-    const LinearWeight& lw = **model_linear(m, name);
-    Mat mt{name, lw.dequantize(), nullptr, lw.rows(), lw.cols(), DType::F32};
-    if (auto* d = dynamic_cast<const DenseLinear*>(&lw)) mt.dtype = d->dtype();
-    if (sens) {
-      const LinearSensitivity& s = sens->at(name);
-      SQ_CHECK(s.fisher && s.rows == mt.rows && s.cols == mt.cols, sens->path().string(), ": fisher.", name,
-               " missing or of the wrong shape");
-      mt.fisher = s.fisher;
-    }
-    return mt;
-  };
+  auto load = [&](const std::string& name) { return load_mat(m, name, sens, false); };
   int64_t total_rows = 0;
   for (auto& n : names) total_rows += (*model_linear(m, n))->rows();
 
