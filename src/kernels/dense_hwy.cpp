@@ -73,13 +73,15 @@ HWY_INLINE void DirectTile(const WT* const* HWY_RESTRICT w, size_t cols, const f
                            float* HWY_RESTRICT out) {
   const DF df;
   const size_t N = hn::Lanes(df);
-  const size_t step_bytes = U * N * sizeof(WT);  // bytes of each row one step reads
+  // Bytes of each row one step reads. Steps shorter than a line (AVX2, or U = 1) prefetch only on the
+  // steps that start a line, so every line is prefetched once.
+  const size_t step_bytes = U * N * sizeof(WT), line_steps = step_bytes < 64 ? 64 / step_bytes : 1;
   VF acc[U][R * C];
   for (size_t u = 0; u < U; u++)
     for (size_t t = 0; t < R * C; t++) acc[u][t] = hn::Zero(df);
   size_t k = 0;
-  for (; k + U * N <= cols; k += U * N) {
-    for (size_t i = 0; i < R; i++) {
+  for (size_t step = 0; k + U * N <= cols; k += U * N, step++) {
+    for (size_t i = 0; i < R && step % line_steps == 0; i++) {
       const char* ahead = reinterpret_cast<const char*>(w[i] + k) + kPrefetchBytes;
       for (size_t b = 0; b < step_bytes; b += 64) hwy::Prefetch(ahead + b);
     }
