@@ -33,7 +33,7 @@ Mat load_mat(Model& m, const std::string& name, const Sensitivity* sens, bool fi
   const LinearWeight& lw = **model_linear(m, name);
   Mat mt{name, lw.dequantize(), nullptr, lw.rows(), lw.cols(), DType::F32};
   if (auto* d = dynamic_cast<const DenseLinear*>(&lw)) mt.dtype = d->dtype();
-  if (sens && !(fisher_optional && !sens->has(name))) {
+  if (sens && (sens->has(name) || !fisher_optional)) {
     const LinearSensitivity& s = sens->at(name);
     SQ_CHECK(s.fisher && s.rows == mt.rows && s.cols == mt.cols, sens->path().string(), ": fisher.", name,
              " missing or of the wrong shape");
@@ -42,13 +42,19 @@ Mat load_mat(Model& m, const std::string& name, const Sensitivity* sens, bool fi
   return mt;
 }
 
+// The k-means settings shared by the layers and the head.
+SqueezeOptions squeeze_options(const QuantizeOptions& o, int bits) {
+  SqueezeOptions so;
+  so.bits = bits;
+  so.exact = o.kmeans_exact;
+  so.seed = o.seed;
+  return so;
+}
+
 }  // namespace
 
 LutMatrix squeezellm_quantize_head(Model& m, const QuantizeOptions& o, const Sensitivity* sens, const ExecContext& ctx) {
-  SqueezeOptions so;
-  so.bits = o.head_bits;
-  so.exact = o.kmeans_exact;
-  so.seed = o.seed;
+  const SqueezeOptions so = squeeze_options(o, o.head_bits);
   Mat mt = load_mat(m, head_prefix(m.names), sens, true);
   Progress bar("quantize head", mt.rows, "rows", o.progress);
   LutMatrix lm = squeezellm_quantize({mt.name, mt.w.data(), mt.fisher, mt.rows, mt.cols}, mt.dtype, so, ctx,
@@ -59,12 +65,9 @@ LutMatrix squeezellm_quantize_head(Model& m, const QuantizeOptions& o, const Sen
 
 QuantizedModel quantize_squeezellm(Model& m, const QuantizeOptions& o, const Sensitivity* sens, const ExecContext& ctx) {
   if (o.group_size > 0) fail("--method squeezellm uses one lookup table per row; --group-size is not supported");
-  SqueezeOptions so;
-  so.bits = o.bits;
+  SqueezeOptions so = squeeze_options(o, o.bits);
   so.sparsity = o.sparsity;
   so.sensitive = o.sensitive;
-  so.exact = o.kmeans_exact;
-  so.seed = o.seed;
   auto names = all_linears(m.cfg, m.names);
   auto load = [&](const std::string& name) { return load_mat(m, name, sens, false); };
   int64_t total_rows = 0;
@@ -72,7 +75,7 @@ QuantizedModel quantize_squeezellm(Model& m, const QuantizeOptions& o, const Sen
 
   QuantizedModel q;
   SparsePlan plan;
-  std::vector<Mat> all;
+  std::vector<Mat> all;  // every linear at once, only when the sparse plan needs the whole model
   if (o.sparsity > 0) {
     std::vector<SqueezeInput> in;
     for (auto& n : names) all.push_back(load(n));
