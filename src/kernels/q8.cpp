@@ -190,8 +190,13 @@ void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecCon
   }
   std::vector<int8_t> qo(a.q.size());
   lut4_order(a.q.data(), a.padded, qo.data());
-  split_rows(rows, kRowQuantum, cols, ctx.pool,
-             [&](size_t r0, size_t r1) { q8_avx512::int4_rows(w, qo.data(), a.d.data(), a.sum.data(), y, r0, r1); });
+  std::vector<int32_t> bg(a.d.size());  // block -> group (int4_q8_supported: no block straddles two groups)
+  for (int64_t g = 0; g < w.n_groups; g++)
+    for (int64_t b = w.group_begin[size_t(g)] / kQ8Int4Block; b * kQ8Int4Block < w.group_begin[size_t(g + 1)]; b++)
+      bg[size_t(b)] = int32_t(g);
+  split_rows(rows, kRowQuantum, cols, ctx.pool, [&](size_t r0, size_t r1) {
+    q8_avx512::int4_rows(w, qo.data(), a.d.data(), a.sum.data(), bg.data(), y, r0, r1);
+  });
 }
 
 }  // namespace sq::kernels

@@ -70,8 +70,9 @@ void lut3_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t
                size_t r1);
 void lut4_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t* sum, float* y, size_t r0,
                size_t r1);
-void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, float* y, size_t r0,
-               size_t r1);
+// int4: bg[b] = the group of activation block b (each block lies inside one group).
+void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, const int32_t* bg,
+               float* y, size_t r0, size_t r1);
 // y[r] += Σ_j vals[j] · x[indices[j]] over each row's CSR entries, rows [r0, r1) (one activation row;
 // the scalar reference is kernels/sparse.h csr_add_rows with n = 1, up to the order of the f32 adds).
 void csr_rows(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x, float* y, size_t r0,

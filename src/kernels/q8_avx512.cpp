@@ -276,14 +276,17 @@ SQ_Q8_TARGET void lut3_rows(const LutView& v, const int8_t* xq, const float* d, 
       [&](const size_t* r) SQ_Q8_TARGET { lut3_tile<kQ8Streams>(v, r, xq, d, sum, y); });
 }
 
-// int4 groups in the 4-bit lane layout (stored order), xq in lut4_order, activation blocks of 128:
-// per block and row one 64-byte code load, and/shift/and for the two nibbles, two vpdpbusd (two
-// chains), and the block's float update with scale · d_b. R rows at once, as lut3_tile.
+// int4 groups in the 4-bit lane layout (stored order), xq in lut4_order, activation blocks of 128
+// (each inside one group: group bg[b]). Per two blocks and row: two 64-byte code loads, and/shift/and
+// for the two nibbles of each, four vpdpbusd (two chains), and each block's float update with
+// scale · d_b into its own accumulator. R rows at once, as lut3_tile. Two blocks per step rather than
+// one: one block per step (each group's blocks in a loop, the accumulator picked by the block's parity)
+// read 0.83-0.93 as fast (11008x4096 and 4096x11008, 2 threads, alternated in one process, 15 rounds).
 template <size_t R>
 SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const int8_t* xq, const float* d,
-                                   const int32_t* sum, float* y) {
+                                   const int32_t* sum, const int32_t* bg, float* y) {
   const size_t G = size_t(w.n_groups), wpr = size_t(lane_words_per_row(w.cols, 4)), row_bytes = 4 * wpr;
-  const int32_t* gb = w.group_begin.data();
+  const size_t nb = (size_t(w.cols) + kQ8Int4Block - 1) / kQ8Int4Block, full = std::min(nb, row_bytes / 64);
   const __m512i m0f = _mm512_set1_epi8(0x0f);
   const uint8_t* row[R];
   const float* sc[R];
@@ -295,35 +298,43 @@ SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const i
     zp[i] = w.zeros.data() + r[i] * G;
     acc0[i] = acc1[i] = _mm512_setzero_ps();
   }
-  for (size_t g = 0; g < G; g++) {
-    const size_t b0 = size_t(gb[g]) / kQ8Int4Block, b1 = (size_t(gb[g + 1]) + kQ8Int4Block - 1) / kQ8Int4Block;
-    for (size_t b = b0; b < b1; b++) {
-      const size_t o = 64 * b;
-      __m512i x[2];
-      load_act(xq + 2 * o, x);
-      const __m512i xlo = x[0], xhi = x[1];
+  // One block's int32 sum: −zero · Σ q plus the codes (low nibbles with xlo, high with xhi).
+  const auto block = [&](__m512i c, __m512i xlo, __m512i xhi, int32_t z, int32_t s) SQ_Q8_TARGET {
+    const __m512i a = _mm512_dpbusd_epi32(start(-z * s), _mm512_and_si512(c, m0f), xlo);
+    return _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f), xhi);
+  };
+  size_t b = 0;
+  for (; b + 2 <= full; b += 2) {  // whole 64-byte code blocks
+    __m512i x[4];
+    load_act(xq + 128 * b, x);
+    const size_t g0 = size_t(bg[b]), g1 = size_t(bg[b + 1]);
 #pragma GCC unroll 4
-      for (size_t i = 0; i < R; i++) {
-        const __m512i c = o + 64 <= row_bytes ? _mm512_loadu_si512(row[i] + o) : load_codes(row[i] + o, row_bytes - o);
-        prefetch_ahead(row[i] + o, 64);
-        __m512i a = _mm512_dpbusd_epi32(start(-int32_t(zp[i][g]) * sum[b]), _mm512_and_si512(c, m0f), xlo);
-        a = _mm512_dpbusd_epi32(a, _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f), xhi);
-        const __m512 sd = _mm512_set1_ps(sc[i][g] * d[b]);
-        if (b & 1)
-          acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sd, acc1[i]);
-        else
-          acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), sd, acc0[i]);
-      }
+    for (size_t i = 0; i < R; i++) {
+      const uint8_t* p = row[i] + 64 * b;
+      prefetch_ahead(p, 128);
+      const __m512i a = block(_mm512_loadu_si512(p), x[0], x[1], zp[i][g0], sum[b]);
+      const __m512i a2 = block(_mm512_loadu_si512(p + 64), x[2], x[3], zp[i][g1], sum[b + 1]);
+      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(sc[i][g0] * d[b]), acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(sc[i][g1] * d[b + 1]), acc1[i]);
+    }
+  }
+  for (; b < nb; b++) {  // the rest: masked code loads (zeros past the row; xq is zero there too)
+    const size_t o = 64 * b, g = size_t(bg[b]);
+    __m512i x[2];
+    load_act(xq + 128 * b, x);
+    for (size_t i = 0; i < R; i++) {
+      const __m512i a = block(load_codes(row[i] + o, row_bytes - o), x[0], x[1], zp[i][g], sum[b]);
+      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(sc[i][g] * d[b]), acc0[i]);
     }
   }
   for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(acc0[i], acc1[i]));
 }
 
-SQ_Q8_TARGET void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, float* y,
-                            size_t r0, size_t r1) {
+SQ_Q8_TARGET void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum,
+                            const int32_t* bg, float* y, size_t r0, size_t r1) {
   by_streams(
-      r0, r1, [&](const size_t* r) SQ_Q8_TARGET { int4_tile<1>(w, r, xq, d, sum, y); },
-      [&](const size_t* r) SQ_Q8_TARGET { int4_tile<kQ8Streams>(w, r, xq, d, sum, y); });
+      r0, r1, [&](const size_t* r) SQ_Q8_TARGET { int4_tile<1>(w, r, xq, d, sum, bg, y); },
+      [&](const size_t* r) SQ_Q8_TARGET { int4_tile<kQ8Streams>(w, r, xq, d, sum, bg, y); });
 }
 
 SQ_Q8_TARGET void csr_rows(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x, float* y,
