@@ -270,6 +270,7 @@ TEST(Int4Group, WriteLoadRoundTripIsExact) {
     const auto& a = packed_of(*l);
     const auto& b = packed_of(*mem);
     EXPECT_EQ(a.codes, b.codes);
+    EXPECT_EQ(a.lanes, b.lanes);
     EXPECT_EQ(a.scales, b.scales);
     EXPECT_EQ(a.zeros, b.zeros);
     EXPECT_EQ(a.group_begin, b.group_begin);

@@ -236,8 +236,6 @@ void int4_matmul_rows_ref(const Int4Packed& w, const float* xp, int64_t n, float
   std::vector<float> wq(static_cast<size_t>(2 * w.row_bytes));
   const int64_t nbytes = (cols + 1) / 2;
   for (int64_t r = r0; r < r1; r++) {
-    const float* sc = w.scales.data() + size_t(r * G);
-    const uint8_t* zp = w.zeros.data() + size_t(r * G);
     if (!w.lanes.empty()) {
       for (int64_t k = 0; k < cols; k++) wq[size_t(k)] = float(w.code(r, k));
     } else {
@@ -248,7 +246,7 @@ void int4_matmul_rows_ref(const Int4Packed& w, const float* xp, int64_t n, float
       }
     }
     for (int64_t g = 0; g < G; g++) {
-      const float z = float(zp[g]);
+      const float z = float(w.zero(r, g));
       for (int64_t k = w.group_begin[size_t(g)]; k < w.group_begin[size_t(g + 1)]; k++) wq[size_t(k)] -= z;
     }
     for (int64_t t = 0; t < n; t++) {
@@ -264,7 +262,7 @@ void int4_matmul_rows_ref(const Int4Packed& w, const float* xp, int64_t n, float
           for (int j = 0; j < 8; j++) lane[j] += wq[size_t(k + j)] * xt[k + j];
         for (int j = 0; k < ke; k++, j++) lane[j] += wq[size_t(k)] * xt[k];
         const float dot = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-        acc += sc[g] * dot;
+        acc += w.scale(r, g) * dot;
       }
       y[size_t(t * rows + r)] = acc;
     }
@@ -289,8 +287,8 @@ void int4_matmul_ref(const Int4Packed& w, const float* x, int64_t n, float* y) {
 
 void int4_dequant_row_ref(const Int4Packed& w, int64_t r, float* out) {
   for (int64_t g = 0; g < w.n_groups; g++) {
-    const float s = w.scales[size_t(r * w.n_groups + g)];
-    const int z = w.zeros[size_t(r * w.n_groups + g)];
+    const float s = w.scale(r, g);
+    const int z = w.zero(r, g);
     for (int64_t k = w.group_begin[size_t(g)]; k < w.group_begin[size_t(g + 1)]; k++) {
       int64_t c = w.perm.empty() ? k : w.perm[size_t(k)];
       out[c] = s * float(int(w.code(r, k)) - z);
@@ -308,14 +306,21 @@ bool int4_lanes_apply(const Int4Packed& w) {
 void int4_to_lanes(Int4Packed& w) {
   SQ_CHECK(int4_lanes_apply(w), "int4 lane layout: a group does not start on a 64-column block");
   std::vector<uint8_t> row(static_cast<size_t>(w.cols), 0);
-  const int64_t wpr = lane_words_per_row(w.cols, 4);
-  std::vector<uint32_t> lanes(size_t(w.rows * wpr));
+  const int64_t G = w.n_groups, meta = (5 * G + 63) / 64 * 16, stride = meta + lane_words_per_row(w.cols, 4);
+  std::vector<uint32_t> lanes(size_t(w.rows * stride), 0);
   for (int64_t r = 0; r < w.rows; r++) {
+    uint32_t* dst = lanes.data() + r * stride;
+    std::memcpy(dst, w.scales.data() + r * G, size_t(4 * G));
+    std::memcpy(dst + G, w.zeros.data() + r * G, size_t(G));
     for (int64_t k = 0; k < w.cols; k++) row[size_t(k)] = w.code(r, k);
-    pack_lanes_row(row.data(), w.cols, 4, lanes.data() + r * wpr);
+    pack_lanes_row(row.data(), w.cols, 4, dst + meta);
   }
   w.lanes = std::move(lanes);
+  w.lane_meta_words = meta;
+  w.lane_stride = stride;
   std::vector<uint8_t>().swap(w.codes);
+  std::vector<float>().swap(w.scales);
+  std::vector<uint8_t>().swap(w.zeros);
 }
 
 Int4Linear::Int4Linear(Int4Packed p) : p_(std::move(p)) {

@@ -21,6 +21,7 @@
 // writer therefore requires zero points 1..15 and quantize_int4_rtn produces only those. The reader
 // decodes whatever nibble is stored (zero 1..16 in v1, 0..15 in "gptq_v2").
 #pragma once
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -97,13 +98,28 @@ struct Int4Packed {
   std::vector<int32_t> group_begin;  // [n_groups + 1]
   std::vector<int32_t> perm;         // [cols] or empty (identity)
   bool has_g_idx = false;            // g_idx is not i / group_size (counted in weight_bytes)
-  // In memory, Int4Linear repacks `codes` into the 4-bit lane layout of formats/lut.h (over stored
-  // positions, rows of lane_words_per_row(cols, 4) words) when every group starts on a 64-column lane
-  // block, and then empties `codes`: the kernels read 8 codes per vector with one shift.
+  // In memory, Int4Linear repacks into the 4-bit lane layout of formats/lut.h (over stored positions)
+  // when every group starts on a 64-column lane block, and then empties `codes`, `scales` and `zeros`:
+  // the kernels read 8 codes per vector with one shift. Each row of `lanes` (lane_stride words) starts
+  // with the row's group parameters, lane_meta_words words: n_groups f32 scales (bit patterns), then
+  // n_groups zero points (bytes), zero-padded to whole 64-byte lines; then come its codes,
+  // lane_words_per_row(cols, 4) words. One sequential stream per row: with the scales and zero points in
+  // arrays of their own the int8 decode kernel ran 0.87-0.95 as fast (they were fetched late; the
+  // software prefetch 2 KiB ahead in the code stream now covers them: kernels/q8_avx512.cpp).
   std::vector<uint32_t> lanes;
+  int64_t lane_meta_words = 0, lane_stride = 0;
 
+  const uint32_t* lane_meta(int64_t r) const { return lanes.data() + r * lane_stride; }
+  const uint32_t* lane_codes(int64_t r) const { return lane_meta(r) + lane_meta_words; }
+  float scale(int64_t r, int64_t g) const {
+    return lanes.empty() ? scales[size_t(r * n_groups + g)] : std::bit_cast<float>(lane_meta(r)[g]);
+  }
+  uint8_t zero(int64_t r, int64_t g) const {
+    return lanes.empty() ? zeros[size_t(r * n_groups + g)]
+                         : reinterpret_cast<const uint8_t*>(lane_meta(r) + n_groups)[g];
+  }
   uint8_t code(int64_t r, int64_t k) const {  // stored position k
-    if (!lanes.empty()) return uint8_t(lane_code(lanes.data() + r * lane_words_per_row(cols, 4), 4, k));
+    if (!lanes.empty()) return uint8_t(lane_code(lane_codes(r), 4, k));
     uint8_t b = codes[size_t(r) * size_t(row_bytes) + size_t(k >> 1)];
     return (k & 1) ? uint8_t(b >> 4) : uint8_t(b & 15);
   }
@@ -122,7 +138,7 @@ void int4_dequant_row_ref(const Int4Packed& w, int64_t r, float* out);
 
 // True when every group of w starts on a 64-column lane block (group sizes that are multiples of 64).
 bool int4_lanes_apply(const Int4Packed& w);
-// Moves w.codes into w.lanes (requires int4_lanes_apply).
+// Moves w.codes, w.scales and w.zeros into w.lanes (requires int4_lanes_apply).
 void int4_to_lanes(Int4Packed& w);
 
 class Int4Linear : public LinearWeight {

@@ -112,8 +112,8 @@ void int4_matvec_q8_ref(const Int4Packed& w, const Q8Act& a, float* y, int64_t r
   for (int64_t r = r0; r < r1; r++) {
     float acc = 0;
     for (int64_t g = 0; g < G; g++) {
-      const float s = w.scales[size_t(r * G + g)];
-      const int32_t z = w.zeros[size_t(r * G + g)];
+      const float s = w.scale(r, g);
+      const int32_t z = w.zero(r, g);
       const int64_t k0 = w.group_begin[size_t(g)], k1 = w.group_begin[size_t(g + 1)];
       for (int64_t b = k0 / a.block; b * a.block < k1; b++) {
         int32_t dot = -z * a.sum[size_t(b)];

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 
@@ -282,22 +283,25 @@ SQ_Q8_TARGET void lut3_rows(const LutView& v, const int8_t* xq, const float* d, 
 // scale · d_b into its own accumulator. R rows at once, as lut3_tile. Two blocks per step rather than
 // one: one block per step (each group's blocks in a loop, the accumulator picked by the block's parity)
 // read 0.83-0.93 as fast (11008x4096 and 4096x11008, 2 threads, alternated in one process, 15 rounds).
+// A row's scales and zero points lie just before its codes (formats/int4_group.h), so the prefetch
+// 2 KiB ahead in the code stream fetches the next row's with the end of this one.
 template <size_t R>
 SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const int8_t* xq, const float* d,
                                    const int32_t* sum, const int32_t* bg, float* y) {
-  const size_t G = size_t(w.n_groups), wpr = size_t(lane_words_per_row(w.cols, 4)), row_bytes = 4 * wpr;
+  const size_t G = size_t(w.n_groups), row_bytes = 4 * size_t(lane_words_per_row(w.cols, 4));
   const size_t nb = (size_t(w.cols) + kQ8Int4Block - 1) / kQ8Int4Block, full = std::min(nb, row_bytes / 64);
   const __m512i m0f = _mm512_set1_epi8(0x0f);
   const uint8_t* row[R];
-  const float* sc[R];
+  const uint32_t* sc[R];  // f32 scales as bit patterns, in front of the row's codes
   const uint8_t* zp[R];
   __m512 acc0[R], acc1[R];
   for (size_t i = 0; i < R; i++) {
-    row[i] = reinterpret_cast<const uint8_t*>(w.lanes.data() + r[i] * wpr);
-    sc[i] = w.scales.data() + r[i] * G;
-    zp[i] = w.zeros.data() + r[i] * G;
+    row[i] = reinterpret_cast<const uint8_t*>(w.lane_codes(int64_t(r[i])));
+    sc[i] = w.lane_meta(int64_t(r[i]));
+    zp[i] = reinterpret_cast<const uint8_t*>(sc[i] + G);
     acc0[i] = acc1[i] = _mm512_setzero_ps();
   }
+  const auto scale = [&](size_t i, size_t g) { return std::bit_cast<float>(sc[i][g]); };
   // One block's int32 sum: −zero · Σ q plus the codes (low nibbles with xlo, high with xhi).
   const auto block = [&](__m512i c, __m512i xlo, __m512i xhi, int32_t z, int32_t s) SQ_Q8_TARGET {
     const __m512i a = _mm512_dpbusd_epi32(start(-z * s), _mm512_and_si512(c, m0f), xlo);
@@ -314,8 +318,8 @@ SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const i
       prefetch_ahead(p, 128);
       const __m512i a = block(_mm512_loadu_si512(p), x[0], x[1], zp[i][g0], sum[b]);
       const __m512i a2 = block(_mm512_loadu_si512(p + 64), x[2], x[3], zp[i][g1], sum[b + 1]);
-      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(sc[i][g0] * d[b]), acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(sc[i][g1] * d[b + 1]), acc1[i]);
+      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(scale(i, g0) * d[b]), acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(scale(i, g1) * d[b + 1]), acc1[i]);
     }
   }
   for (; b < nb; b++) {  // the rest: masked code loads (zeros past the row; xq is zero there too)
@@ -324,7 +328,7 @@ SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const i
     load_act(xq + 128 * b, x);
     for (size_t i = 0; i < R; i++) {
       const __m512i a = block(load_codes(row[i] + o, row_bytes - o), x[0], x[1], zp[i][g], sum[b]);
-      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(sc[i][g] * d[b]), acc0[i]);
+      acc0[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(scale(i, g) * d[b]), acc0[i]);
     }
   }
   for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(acc0[i], acc1[i]));
