@@ -151,6 +151,28 @@ struct HandBuilt {
   }
 };
 
+// The lane layout: every row starts on a cache line (the decode kernels' 64-byte loads then never
+// straddle two), scales and zero points in front of the codes, for every shape including odd ones.
+TEST(Int4Group, LaneRowsStartOnCacheLines) {
+  for (int64_t cols : {int64_t(64), int64_t(100), int64_t(128), int64_t(320), int64_t(4096)})
+    for (int64_t gs : {int64_t(64), int64_t(128), int64_t(-1)}) {
+      const Int4Matrix m = random_matrix(5, cols, gs, uint32_t(cols + gs));
+      auto lin = sq::make_int4_linear(m);
+      const sq::Int4Packed& p = packed_of(*lin);
+      const std::string what = "cols " + std::to_string(cols) + " g " + std::to_string(gs);
+      ASSERT_FALSE(p.lanes.empty()) << what;
+      for (int64_t r = 0; r < p.rows; r++) {
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p.lane_meta(r)) % 64, 0u) << what;
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p.lane_codes(r)) % 64, 0u) << what;
+        for (int64_t g = 0; g < p.n_groups; g++) {
+          const size_t gi = size_t(g * m.rows + r);
+          EXPECT_EQ(p.scale(r, g), sq::f16_to_f32(m.scales[gi])) << what;
+          EXPECT_EQ(p.zero(r, g), m.zeros[gi]) << what;
+        }
+      }
+    }
+}
+
 TEST(Int4Group, HandBuiltTensorsPinBitOrderAndZeroMinusOne) {
   sqtest::TempDir dir;
   HandBuilt hb;

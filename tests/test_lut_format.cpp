@@ -333,6 +333,19 @@ void expect_load_error(const std::function<void(Tensors&, Shapes&)>& corrupt, co
   EXPECT_NE(err.find(needle), std::string::npos) << err;
 }
 
+// The in-memory lanes start on a cache line (core/aligned.h): the decode kernels read them 64 bytes at
+// a time, and a misaligned buffer splits every such load over two lines.
+TEST(LutFormat, LanesStartOnCacheLine) {
+  Rng rng(5);
+  for (int bits : {3, 4})
+    for (int64_t cols : {int64_t(300), int64_t(4096)}) {
+      auto lin = sq::make_lut_linear(random_matrix(rng, 7, cols, bits, cols, 0.0));
+      const sq::LutView v = static_cast<const sq::LutLinear&>(*lin).view();
+      ASSERT_NE(v.lanes, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(v.lanes) % 64, 0u) << bits << "-bit, cols " << cols;
+    }
+}
+
 TEST(LutFormat, CorruptedTensorsAreRejected) {
   using T = Tensors;
   using S = Shapes;

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/aligned.h"
 #include "core/context.h"
 #include "formats/linear.h"
 #include "formats/lut.h"
@@ -106,7 +107,7 @@ struct Int4Packed {
   // lane_words_per_row(cols, 4) words. One sequential stream per row: with the scales and zero points in
   // arrays of their own the int8 decode kernel ran 0.87-0.95 as fast (they were fetched late; the
   // software prefetch 2 KiB ahead in the code stream now covers them: kernels/q8_avx512.cpp).
-  std::vector<uint32_t> lanes;
+  AlignedVector<uint32_t> lanes;  // data on a 64-byte boundary (core/aligned.h)
   int64_t lane_meta_words = 0, lane_stride = 0;
 
   const uint32_t* lane_meta(int64_t r) const { return lanes.data() + r * lane_stride; }

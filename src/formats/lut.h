@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/aligned.h"
 #include "core/dtype.h"
 #include "formats/linear.h"
 
@@ -145,7 +146,7 @@ class LutLinear final : public LinearWeight {
   int64_t group_size_;
   int bits_;
   std::vector<uint8_t> qcodes_;  // the on-disk stream, kept only when the lane layout does not apply
-  std::vector<uint32_t> lanes_;  // lane-interleaved codes (see above)
+  AlignedVector<uint32_t> lanes_;  // lane-interleaved codes (see above), on a 64-byte boundary
   std::vector<uint16_t> lut_;
   std::vector<int32_t> indptr_, indices_;
   std::vector<float> values_, deltas_;
