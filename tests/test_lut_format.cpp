@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "formats/lut.h"
+#include "kernels/q8.h"
 #include "io/safetensors.h"
 #include "quant/kmeans.h"
 #include "test_util.h"
@@ -333,16 +334,29 @@ void expect_load_error(const std::function<void(Tensors&, Shapes&)>& corrupt, co
   EXPECT_NE(err.find(needle), std::string::npos) << err;
 }
 
-// The in-memory lanes start on a cache line (core/aligned.h): the decode kernels read them 64 bytes at
-// a time, and a misaligned buffer splits every such load over two lines.
-TEST(LutFormat, LanesStartOnCacheLine) {
+// Every lane row starts on a cache line (core/aligned.h): the decode kernels read codes 64 bytes at a
+// time, and a misaligned row splits every such load over two lines. 3- and 4-bit rows carry their int8
+// table and scale (kernels/q8.h) in front.
+TEST(LutFormat, LaneRowsStartOnCacheLinesWithTheirInt8Tables) {
   Rng rng(5);
-  for (int bits : {3, 4})
-    for (int64_t cols : {int64_t(300), int64_t(4096)}) {
-      auto lin = sq::make_lut_linear(random_matrix(rng, 7, cols, bits, cols, 0.0));
+  for (int bits : {2, 3, 4})
+    for (int64_t cols : {int64_t(1), int64_t(300), int64_t(4096)}) {
+      const LutMatrix m = random_matrix(rng, 7, cols, bits, cols, 0.0);
+      auto lin = sq::make_lut_linear(m);
       const sq::LutView v = static_cast<const sq::LutLinear&>(*lin).view();
-      ASSERT_NE(v.lanes, nullptr);
-      EXPECT_EQ(reinterpret_cast<uintptr_t>(v.lanes) % 64, 0u) << bits << "-bit, cols " << cols;
+      const std::string what = std::to_string(bits) + "-bit, cols " + std::to_string(cols);
+      ASSERT_NE(v.lanes, nullptr) << what;
+      ASSERT_EQ(v.has_q8(), bits != 2) << what;
+      for (int64_t r = 0; r < v.rows; r++) {
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(v.lane_row(r)) % 64, 0u) << what << ", row " << r;
+        if (!v.has_q8()) continue;
+        int8_t qlut[16], got[16];
+        float qscale;
+        sq::kernels::lut_q8_tables(m.lut.data() + (r << bits), 1, bits, qlut, &qscale);
+        std::memcpy(got, v.q8_table(r), 16);
+        EXPECT_EQ(std::memcmp(got, qlut, 16), 0) << what << ", row " << r;
+        EXPECT_EQ(v.q8_scale(r), qscale) << what << ", row " << r;
+      }
     }
 }
 

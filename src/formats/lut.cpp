@@ -260,7 +260,7 @@ void lut_decode_row_ref(const LutView& v, int64_t r, float* out) {
   const int64_t L = int64_t(1) << v.bits, ng = v.n_groups();
   float table[256];
   if (v.lanes != nullptr) {  // one table per row (lane_layout_supported)
-    const uint32_t* row = v.lanes + r * lane_words_per_row(v.cols, v.bits);
+    const uint32_t* row = v.lane_row(r);
     for (int64_t q = 0; q < L; q++) table[q] = f16_to_f32(v.lut[r * L + q]);
     for (int64_t c = 0; c < v.cols; c++) out[c] = table[lane_code(row, v.bits, c)];
     return;
@@ -333,18 +333,23 @@ LutLinear::LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, s
     }
   if (lane_layout_supported(bits, cols, group_size)) {
     std::vector<uint8_t> row(static_cast<size_t>(cols), 0);
-    lanes_.assign(size_t(rows * lane_words_per_row(cols, bits)), 0);
     const int64_t wpr = lane_words_per_row(cols, bits);
+    lane_meta_words_ = bits == 3 || bits == 4 ? 16 : 0;  // one 64-byte line: int8 table + f32 scale
+    lane_stride_ = lane_meta_words_ + (wpr + 15) / 16 * 16;  // rows start on cache lines
+    lanes_.assign(size_t(rows * lane_stride_), 0);
     for (int64_t r = 0; r < rows; r++) {  // row by row, so the unpacked codes stay small
+      uint32_t* dst = lanes_.data() + r * lane_stride_;
+      if (lane_meta_words_ > 0) {
+        int8_t qlut[16];
+        float qscale;
+        kernels::lut_q8_tables(lut_.data() + (r << bits), 1, bits, qlut, &qscale);
+        std::memcpy(dst, qlut, 16);
+        std::memcpy(dst + 4, &qscale, 4);
+      }
       unpack_codes(qcodes_.data(), size_t(r) * size_t(cols), size_t(cols), bits, row.data());
-      pack_lanes_row(row.data(), cols, bits, lanes_.data() + r * wpr);
+      pack_lanes_row(row.data(), cols, bits, dst + lane_meta_words_);
     }
     std::vector<uint8_t>().swap(qcodes_);
-    if (bits == 3 || bits == 4) {
-      qlut_.resize(size_t(rows) * 16);
-      qscale_.resize(size_t(rows));
-      kernels::lut_q8_tables(lut_.data(), rows, bits, qlut_.data(), qscale_.data());
-    }
   }
 }
 
@@ -358,11 +363,9 @@ LutView LutLinear::view() const {
     v.qcodes = qcodes_.data();
   else
     v.lanes = lanes_.data();
+  v.lane_stride = lane_stride_;
+  v.lane_meta_words = lane_meta_words_;
   v.lut = lut_.data();
-  if (!qlut_.empty()) {
-    v.qlut = qlut_.data();
-    v.qscale = qscale_.data();
-  }
   v.nnz = int64_t(values_.size());
   if (v.nnz > 0) {
     v.indptr = indptr_.data();

@@ -18,6 +18,7 @@
 //   L.sparse_indices  I32 [nnz]                        column, strictly increasing within a row
 //   L.sparse_values   F32 | F16 | BF16 [nnz]           original values in the checkpoint's dtype
 #pragma once
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -98,19 +99,26 @@ struct LutView {
   int64_t rows = 0, cols = 0, group_size = 0;
   int bits = 0;
   const uint8_t* qcodes = nullptr;   // packed stream as on disk, ceil(rows*cols*bits/8) bytes
-  const uint32_t* lanes = nullptr;   // lane-interleaved, rows * lane_words_per_row(cols, bits) words
+  // Lane-interleaved rows of lane_stride words (whole 64-byte lines; lanes starts on one): lane_meta_words
+  // of row parameters, then the row's codes (lane_words_per_row(cols, bits) words, lane_row(r)). For 3 and 4 bits the parameters are the row
+  // table as int8 for the int8-activation decode kernels (kernels/q8.h): 16 int8 entries (past 2^bits:
+  // 0), then the f32 scale, zero-padded to one 64-byte line (q8_table, q8_scale). In front of the codes
+  // they arrive in the row's one sequential stream; in arrays of their own the 4-bit int8 kernel
+  // decoded 0.86 as fast (in-process A/B, whole-model decode). Otherwise lane_meta_words = 0.
+  const uint32_t* lanes = nullptr;
+  int64_t lane_stride = 0, lane_meta_words = 0;
   const uint16_t* lut = nullptr;     // F16 [rows, n_groups, 2^bits]
   int64_t nnz = 0;
   const int32_t* indptr = nullptr;   // [rows + 1] (null when nnz = 0)
   const int32_t* indices = nullptr;  // [nnz]
   const float* values = nullptr;     // [nnz] exact weights at the sparse positions
   const float* deltas = nullptr;     // [nnz] values − D at those positions (what the product adds)
-  // The row tables as int8 for the int8-activation decode kernels (kernels/q8.h): qlut [rows, 16],
-  // qscale [rows]. Set for 3- and 4-bit lane layouts; null otherwise.
-  const int8_t* qlut = nullptr;
-  const float* qscale = nullptr;
 
   int64_t n_groups() const { return (cols + group_size - 1) / group_size; }
+  const uint32_t* lane_row(int64_t r) const { return lanes + r * lane_stride + lane_meta_words; }
+  bool has_q8() const { return lanes != nullptr && lane_meta_words > 0; }
+  const void* q8_table(int64_t r) const { return lanes + r * lane_stride; }  // 16 int8
+  float q8_scale(int64_t r) const { return std::bit_cast<float>(lanes[r * lane_stride + 4]); }
 };
 
 // Scalar references. Row r of D only (no sparse part): out[cols].
@@ -146,12 +154,11 @@ class LutLinear final : public LinearWeight {
   int64_t group_size_;
   int bits_;
   std::vector<uint8_t> qcodes_;  // the on-disk stream, kept only when the lane layout does not apply
-  AlignedVector<uint32_t> lanes_;  // lane-interleaved codes (see above), on a 64-byte boundary
+  AlignedVector<uint32_t> lanes_;  // lane rows (LutView::lanes), on a 64-byte boundary
   std::vector<uint16_t> lut_;
   std::vector<int32_t> indptr_, indices_;
   std::vector<float> values_, deltas_;
-  std::vector<int8_t> qlut_;    // int8 row tables for kernels/q8.h (3-, 4-bit lane layouts)
-  std::vector<float> qscale_;
+  int64_t lane_stride_ = 0, lane_meta_words_ = 0;  // LutView
   DType values_dtype_;
 };
 

@@ -124,7 +124,6 @@ void LutMatvec(const LutView& v, const float* x, float* y, size_t r0, size_t r1)
   using LB = LaneBlock<B>;
   const DF df;
   const size_t cols = size_t(v.cols), full = cols / LB::kCols, rem = cols % LB::kCols;
-  const size_t wpr = size_t(lane_words_per_row(v.cols, B));
   HWY_ALIGN float xtail[LB::kCols];
   if (rem) {
     std::fill(xtail, xtail + LB::kCols, 0.0f);
@@ -133,7 +132,7 @@ void LutMatvec(const LutView& v, const float* x, float* y, size_t r0, size_t r1)
   for (size_t r = r0; r < r1; r++) {
     VF lo, hi;
     RowTables<B>(v.lut + (r << B), lo, hi);
-    const uint32_t* row = v.lanes + r * wpr;
+    const uint32_t* row = v.lane_row(int64_t(r));
     VF acc[8];
     for (auto& a : acc) a = hn::Zero(df);
     for (size_t b = 0; b <= full; b++) {
@@ -151,13 +150,12 @@ void LutMatvec(const LutView& v, const float* x, float* y, size_t r0, size_t r1)
 template <int B>
 struct LutDecodeSeg {
   const LutView& v;
-  size_t wpr;
   HWY_INLINE void operator()(size_t r, size_t k0, size_t kb, float* dst) const {
     using LB = LaneBlock<B>;
     const DF df;
     VF lo, hi;
     RowTables<B>(v.lut + (r << B), lo, hi);
-    const uint32_t* row = v.lanes + r * wpr;
+    const uint32_t* row = v.lane_row(int64_t(r));
     for (size_t c = 0; c < kb; c += LB::kCols) {
       float* d = dst + c;
       LB::Decode(row + (k0 + c) / LB::kCols * LB::kWords, lo, hi,
@@ -171,7 +169,7 @@ template <int B>
 void LutRows(const LutView& v, const float* x, size_t n, float* y, size_t r0, size_t r1) {
   if (n == 1) return LutMatvec<B>(v, x, y, r0, r1);
   const size_t cols = size_t(v.cols);
-  const LutDecodeSeg<B> dec{v, size_t(lane_words_per_row(v.cols, B))};
+  const LutDecodeSeg<B> dec{v};
   tile::RowsBuffered(cols, x, cols, n, y, size_t(v.rows), r0, r1, dec);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -81,7 +82,7 @@ void lut_q8_tables(const uint16_t* lut, int64_t rows, int bits, int8_t* qlut, fl
 }
 
 bool lut_q8_supported(const LutView& v) {
-  return v.lanes != nullptr && (v.bits == 3 || v.bits == 4) && v.qlut != nullptr && v.qscale != nullptr;
+  return v.has_q8() && (v.bits == 3 || v.bits == 4);
 }
 
 bool int4_q8_supported(const Int4Packed& w) {
@@ -92,10 +93,11 @@ bool int4_q8_supported(const Int4Packed& w) {
 }
 
 void lut_matvec_q8_ref(const LutView& v, const Q8Act& a, float* y, int64_t r0, int64_t r1) {
-  const int64_t wpr = lane_words_per_row(v.cols, v.bits), nb = (v.cols + a.block - 1) / a.block;
+  const int64_t nb = (v.cols + a.block - 1) / a.block;
   for (int64_t r = r0; r < r1; r++) {
-    const uint32_t* row = v.lanes + r * wpr;
-    const int8_t* t = v.qlut + r * 16;
+    const uint32_t* row = v.lane_row(r);
+    int8_t t[16];
+    std::memcpy(t, v.q8_table(r), 16);
     float acc = 0;
     for (int64_t b = 0; b < nb; b++) {
       int32_t dot = 0;
@@ -103,7 +105,7 @@ void lut_matvec_q8_ref(const LutView& v, const Q8Act& a, float* y, int64_t r0, i
         dot += int32_t(t[lane_code(row, v.bits, c)]) * int32_t(a.q[size_t(c)]);
       acc += a.d[size_t(b)] * float(dot);
     }
-    y[r] = acc * v.qscale[r];
+    y[r] = acc * v.q8_scale(r);
   }
 }
 

@@ -6,7 +6,8 @@
 // multiplies and sums 64 weight × activation pairs, exactly, in int32.
 //
 // Lookup tables (3- and 4-bit, one table per row, lane layout of formats/lut.h): each row's table is
-// quantized to int8 at load, T[r, k] ≈ s_r · t_r[k] with s_r = max|table| / 127 (lut_q8_tables).
+// quantized to int8 at load, T[r, k] ≈ s_r · t_r[k] with s_r = max|table| / 127 (lut_q8_tables), and
+// kept in front of the row's codes (LutView::q8_table, q8_scale).
 //   y[r] = s_r · Σ_b d_b · Σ_{c in b} t_r[code(r, c)] · q[c]          blocks of kQ8LutBlock columns
 // vpdpbusd takes unsigned × signed bytes, so the kernel looks up t + 128 (1..255) and starts each
 // block's int32 sum at −128 · Σ_{c in b} q[c]: the integer sum is then exact.
@@ -47,7 +48,7 @@ void q8_quantize_ref(const float* x, int64_t cols, int64_t block, Q8Act& a, int6
 void lut_q8_tables(const uint16_t* lut, int64_t rows, int bits, int8_t* qlut, float* qscale);
 
 // Whether the int8 decode path takes this layout.
-bool lut_q8_supported(const LutView& v);      // lanes, bits 3 or 4, qlut/qscale set
+bool lut_q8_supported(const LutView& v);      // lanes with int8 tables (LutView::has_q8), bits 3 or 4
 bool int4_q8_supported(const Int4Packed& w);  // lanes, interior group starts multiples of kQ8Int4Block
 
 // Scalar references, dense part only, rows [r0, r1): y[r] as above (a in natural / stored column order,

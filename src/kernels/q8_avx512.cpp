@@ -148,9 +148,9 @@ SQ_Q8_TARGET inline void lut4_tile(const LutView& v, const size_t* r, const int8
   for (size_t i = 0; i < R; i++) {
     // Table byte k = T[r, k & 15] + 128 (u8): the 16 entries replicated over the four 128-bit lanes.
     T[i] = _mm512_xor_si512(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v.qlut + r[i] * 16))), bias);
+        _mm512_broadcast_i32x4(_mm_loadu_si128(static_cast<const __m128i*>(v.q8_table(int64_t(r[i]))))), bias);
     acc0[i] = acc1[i] = _mm512_setzero_ps();
-    row[i] = reinterpret_cast<const uint8_t*>(v.lanes + r[i] * wpr);
+    row[i] = reinterpret_cast<const uint8_t*>(v.lane_row(int64_t(r[i])));
   }
   size_t b = 0;
   for (; b + 2 <= full; b += 2) {  // two activation blocks per step, one per float accumulator
@@ -180,7 +180,7 @@ SQ_Q8_TARGET inline void lut4_tile(const LutView& v, const size_t* r, const int8
                                 _mm512_set1_ps(d[b]), acc0[i]);
     }
   }
-  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(acc0[i], acc1[i])) * v.qscale[r[i]];
+  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(acc0[i], acc1[i])) * v.q8_scale(int64_t(r[i]));
 }
 
 // Rows [r0, r1) in tiles of R rows from R equal sub-ranges (see lut3_tile), the rest one at a time.
@@ -228,11 +228,11 @@ SQ_Q8_TARGET inline void lut3_tile(const LutView& v, const size_t* r, const int8
   Lut3Row w[R];
   for (size_t i = 0; i < R; i++) {
     int64_t t8;
-    std::memcpy(&t8, v.qlut + r[i] * 16, 8);
+    std::memcpy(&t8, v.q8_table(int64_t(r[i])), 8);
     w[i].TA = _mm512_xor_si512(_mm512_set1_epi64(t8), bias);
     w[i].TB = _mm512_permutexvar_epi8(idx_b, w[i].TA);
     w[i].acc0 = w[i].acc1 = _mm512_setzero_ps();
-    w[i].p = reinterpret_cast<const uint8_t*>(v.lanes + r[i] * wpr);
+    w[i].p = reinterpret_cast<const uint8_t*>(v.lane_row(int64_t(r[i])));
   }
   for (size_t s = 0; s < n512; s++) {
     __m512i x[8];
@@ -267,7 +267,7 @@ SQ_Q8_TARGET inline void lut3_tile(const LutView& v, const size_t* r, const int8
       w[i].acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), d1, w[i].acc1);
     }
   }
-  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(w[i].acc0, w[i].acc1)) * v.qscale[r[i]];
+  for (size_t i = 0; i < R; i++) y[r[i]] = hsum(_mm512_add_ps(w[i].acc0, w[i].acc1)) * v.q8_scale(int64_t(r[i]));
 }
 
 SQ_Q8_TARGET void lut3_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t* sum, float* y,
