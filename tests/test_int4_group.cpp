@@ -162,7 +162,7 @@ TEST(Int4Group, LaneRowsStartOnCacheLines) {
       const std::string what = "cols " + std::to_string(cols) + " g " + std::to_string(gs);
       ASSERT_FALSE(p.lanes.empty()) << what;
       for (int64_t r = 0; r < p.rows; r++) {
-        EXPECT_EQ(reinterpret_cast<uintptr_t>(p.lane_meta(r)) % 64, 0u) << what;
+        EXPECT_EQ(reinterpret_cast<uintptr_t>(p.lane_scales(r)) % 64, 0u) << what;
         EXPECT_EQ(reinterpret_cast<uintptr_t>(p.lane_codes(r)) % 64, 0u) << what;
         for (int64_t g = 0; g < p.n_groups; g++) {
           const size_t gi = size_t(g * m.rows + r);

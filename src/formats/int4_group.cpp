@@ -310,7 +310,7 @@ void int4_to_lanes(Int4Packed& w) {
   const int64_t stride = meta + (lane_words_per_row(w.cols, 4) + 15) / 16 * 16;  // whole 64-byte lines
   AlignedVector<uint32_t> lanes(size_t(w.rows * stride), 0);
   for (int64_t r = 0; r < w.rows; r++) {
-    uint32_t* dst = lanes.data() + r * stride;
+    uint32_t* dst = lanes.data() + r * stride;  // the layout Int4Packed::lane_scales / lane_zeros read
     std::memcpy(dst, w.scales.data() + r * G, size_t(4 * G));
     std::memcpy(dst + G, w.zeros.data() + r * G, size_t(G));
     for (int64_t k = 0; k < w.cols; k++) row[size_t(k)] = w.code(r, k);

@@ -110,14 +110,18 @@ struct Int4Packed {
   AlignedVector<uint32_t> lanes;  // data on a 64-byte boundary (core/aligned.h)
   int64_t lane_meta_words = 0, lane_stride = 0;
 
-  const uint32_t* lane_meta(int64_t r) const { return lanes.data() + r * lane_stride; }
-  const uint32_t* lane_codes(int64_t r) const { return lane_meta(r) + lane_meta_words; }
+  // Lane layout only: row r's scales (f32 bit patterns), zero points and codes.
+  const uint32_t* lane_scales(int64_t r) const { return lanes.data() + r * lane_stride; }
+  const uint8_t* lane_zeros(int64_t r) const {
+    return reinterpret_cast<const uint8_t*>(lane_scales(r) + n_groups);
+  }
+  const uint32_t* lane_codes(int64_t r) const { return lane_scales(r) + lane_meta_words; }
+  // Either layout.
   float scale(int64_t r, int64_t g) const {
-    return lanes.empty() ? scales[size_t(r * n_groups + g)] : std::bit_cast<float>(lane_meta(r)[g]);
+    return lanes.empty() ? scales[size_t(r * n_groups + g)] : std::bit_cast<float>(lane_scales(r)[g]);
   }
   uint8_t zero(int64_t r, int64_t g) const {
-    return lanes.empty() ? zeros[size_t(r * n_groups + g)]
-                         : reinterpret_cast<const uint8_t*>(lane_meta(r) + n_groups)[g];
+    return lanes.empty() ? zeros[size_t(r * n_groups + g)] : lane_zeros(r)[g];
   }
   uint8_t code(int64_t r, int64_t k) const {  // stored position k
     if (!lanes.empty()) return uint8_t(lane_code(lane_codes(r), 4, k));

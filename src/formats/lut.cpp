@@ -344,7 +344,7 @@ LutLinear::LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, s
         float qscale;
         kernels::lut_q8_tables(lut_.data() + (r << bits), 1, bits, qlut, &qscale);
         std::memcpy(dst, qlut, 16);
-        std::memcpy(dst + 4, &qscale, 4);
+        std::memcpy(dst + LutView::kQ8ScaleWord, &qscale, 4);
       }
       unpack_codes(qcodes_.data(), size_t(r) * size_t(cols), size_t(cols), bits, row.data());
       pack_lanes_row(row.data(), cols, bits, dst + lane_meta_words_);

@@ -99,12 +99,14 @@ struct LutView {
   int64_t rows = 0, cols = 0, group_size = 0;
   int bits = 0;
   const uint8_t* qcodes = nullptr;   // packed stream as on disk, ceil(rows*cols*bits/8) bytes
-  // Lane-interleaved rows of lane_stride words (whole 64-byte lines; lanes starts on one): lane_meta_words
-  // of row parameters, then the row's codes (lane_words_per_row(cols, bits) words, lane_row(r)). For 3 and 4 bits the parameters are the row
-  // table as int8 for the int8-activation decode kernels (kernels/q8.h): 16 int8 entries (past 2^bits:
-  // 0), then the f32 scale, zero-padded to one 64-byte line (q8_table, q8_scale). In front of the codes
-  // they arrive in the row's one sequential stream; in arrays of their own the 4-bit int8 kernel
-  // decoded 0.86 as fast (in-process A/B, whole-model decode). Otherwise lane_meta_words = 0.
+  // Lane-interleaved rows of lane_stride words (whole 64-byte lines; lanes starts on one):
+  // lane_meta_words of row parameters, then the row's codes (lane_words_per_row(cols, bits) words,
+  // lane_row(r)). For 3 and 4 bits the parameters are the row table as int8 for the int8-activation
+  // decode kernels (kernels/q8.h): 16 int8 entries (past 2^bits: 0), then the f32 scale at word
+  // kQ8ScaleWord, zero-padded to one 64-byte line (q8_table, q8_scale). In front of the codes they
+  // arrive in the row's one sequential stream; in arrays of their own the 4-bit int8 kernel decoded
+  // 0.86 as fast (in-process A/B, whole-model decode). Otherwise lane_meta_words = 0.
+  static constexpr int64_t kQ8ScaleWord = 4;
   const uint32_t* lanes = nullptr;
   int64_t lane_stride = 0, lane_meta_words = 0;
   const uint16_t* lut = nullptr;     // F16 [rows, n_groups, 2^bits]
@@ -118,7 +120,7 @@ struct LutView {
   const uint32_t* lane_row(int64_t r) const { return lanes + r * lane_stride + lane_meta_words; }
   bool has_q8() const { return lanes != nullptr && lane_meta_words > 0; }
   const void* q8_table(int64_t r) const { return lanes + r * lane_stride; }  // 16 int8
-  float q8_scale(int64_t r) const { return std::bit_cast<float>(lanes[r * lane_stride + 4]); }
+  float q8_scale(int64_t r) const { return std::bit_cast<float>(lanes[r * lane_stride + kQ8ScaleWord]); }
 };
 
 // Scalar references. Row r of D only (no sparse part): out[cols].

@@ -279,15 +279,6 @@ void Int4Rows(const Int4Packed& w, const float* xq, size_t cols16, const float* 
 // one vpermt2ps per 8 codes gives weights ready for the FMA: shift, lookup, FMA. AVX2 (no 16-entry
 // lookup in one instruction): convert the codes, sum code·x per group in vectors and apply
 // scale·(Σ code·x − zero·Σ x) per group.
-// Row r's group parameters at the start of its lane row (formats/int4_group.h).
-struct RowParams {
-  const uint32_t* meta;
-  size_t G;
-  RowParams(const Int4Packed& w, size_t r) : meta(w.lane_meta(int64_t(r))), G(size_t(w.n_groups)) {}
-  float scale(size_t g) const { return std::bit_cast<float>(meta[g]); }
-  uint8_t zero(size_t g) const { return reinterpret_cast<const uint8_t*>(meta + G)[g]; }
-};
-
 HWY_INLINE void GroupTable(float s, float z, VF& lo, VF& hi) {
   const DF df;
   const VF io = hn::Iota(df, 0.0f), vs = hn::Set(df, s), vz = hn::Set(df, z);
@@ -302,7 +293,8 @@ void Int4LaneMatvec(const Int4Packed& w, const float* xq, const float* xsum, flo
   const int32_t* gb = w.group_begin.data();
   for (size_t r = r0; r < r1; r++) {
     const uint32_t* row = w.lane_codes(int64_t(r));
-    const RowParams prm{w, r};
+    const uint32_t* sc = w.lane_scales(int64_t(r));  // f32 bit patterns
+    const uint8_t* zp = w.lane_zeros(int64_t(r));
     VF acc[8];
     for (auto& a : acc) a = hn::Zero(df);
     float zterm = 0;
@@ -311,7 +303,7 @@ void Int4LaneMatvec(const Int4Packed& w, const float* xq, const float* xsum, flo
 #if HWY_TARGET == HWY_AVX3
       (void)xsum;
       VF lo, hi;
-      GroupTable(prm.scale(g), float(prm.zero(g)), lo, hi);
+      GroupTable(std::bit_cast<float>(sc[g]), float(zp[g]), lo, hi);
       for (size_t b = b0; b < b1; b++) {
         LaneBlock<4>::Decode(row + b * 8, lo, hi, [&](size_t t, VF wv) HWY_ATTR {
           acc[t] = hn::MulAdd(wv, hn::LoadU(df, xq + 64 * b + 8 * t), acc[t]);
@@ -330,8 +322,9 @@ void Int4LaneMatvec(const Int4Packed& w, const float* xq, const float* xsum, flo
                             d[t]);
       }
       const VF dsum = Sum8(d);
-      acc[g & 7] = hn::MulAdd(hn::Set(df, prm.scale(g)), dsum, acc[g & 7]);
-      zterm += prm.scale(g) * float(prm.zero(g)) * xsum[g];
+      const float s = std::bit_cast<float>(sc[g]);
+      acc[g & 7] = hn::MulAdd(hn::Set(df, s), dsum, acc[g & 7]);
+      zterm += s * float(zp[g]) * xsum[g];
 #endif
     }
     y[r] = hn::GetLane(hn::SumOfLanes(df, Sum8(acc))) - zterm;
@@ -346,14 +339,15 @@ struct Int4LaneDecodeSeg {
     const size_t G = size_t(w.n_groups);
     const int32_t* gb = w.group_begin.data();
     const uint32_t* row = w.lane_codes(int64_t(r));
-    const RowParams prm{w, r};
+    const uint32_t* sc = w.lane_scales(int64_t(r));  // f32 bit patterns
+    const uint8_t* zp = w.lane_zeros(int64_t(r));
     size_t g = size_t(std::upper_bound(gb, gb + G, int32_t(k0)) - gb) - 1;  // group holding position k0
     VF lo, hi;
-    GroupTable(prm.scale(g), float(prm.zero(g)), lo, hi);
+    GroupTable(std::bit_cast<float>(sc[g]), float(zp[g]), lo, hi);
     for (size_t c = 0; c < kb; c += 64) {
       if (g + 1 < G && size_t(gb[g + 1]) <= k0 + c) {
         while (g + 1 < G && size_t(gb[g + 1]) <= k0 + c) g++;
-        GroupTable(prm.scale(g), float(prm.zero(g)), lo, hi);
+        GroupTable(std::bit_cast<float>(sc[g]), float(zp[g]), lo, hi);
       }
       float* d = dst + c;
       LaneBlock<4>::Decode(row + (k0 + c) / 64 * 8, lo, hi, [&](size_t t, VF wv) HWY_ATTR { hn::Store(wv, df, d + 8 * t); });

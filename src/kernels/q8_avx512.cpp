@@ -297,8 +297,8 @@ SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const i
   __m512 acc0[R], acc1[R];
   for (size_t i = 0; i < R; i++) {
     row[i] = reinterpret_cast<const uint8_t*>(w.lane_codes(int64_t(r[i])));
-    sc[i] = w.lane_meta(int64_t(r[i]));
-    zp[i] = reinterpret_cast<const uint8_t*>(sc[i] + G);
+    sc[i] = w.lane_scales(int64_t(r[i]));
+    zp[i] = w.lane_zeros(int64_t(r[i]));
     acc0[i] = acc1[i] = _mm512_setzero_ps();
   }
   const auto scale = [&](size_t i, size_t g) { return std::bit_cast<float>(sc[i][g]); };
