@@ -5,6 +5,7 @@
 // off a line boundary), and each such load costs two L1 accesses.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <new>
 #include <vector>
 
@@ -30,5 +31,10 @@ struct CacheLineAllocator {
 
 template <class T>
 using AlignedVector = std::vector<T, CacheLineAllocator<T>>;
+
+// 32-bit words in the whole cache lines that hold `bytes` bytes (row strides that keep rows on lines).
+inline constexpr std::int64_t line_words(std::int64_t bytes) {
+  return (bytes + std::int64_t(kCacheLine) - 1) / std::int64_t(kCacheLine) * std::int64_t(kCacheLine / 4);
+}
 
 }  // namespace sq

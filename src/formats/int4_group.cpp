@@ -306,8 +306,8 @@ bool int4_lanes_apply(const Int4Packed& w) {
 void int4_to_lanes(Int4Packed& w) {
   SQ_CHECK(int4_lanes_apply(w), "int4 lane layout: a group does not start on a 64-column block");
   std::vector<uint8_t> row(static_cast<size_t>(w.cols), 0);
-  const int64_t G = w.n_groups, meta = (5 * G + 63) / 64 * 16;
-  const int64_t stride = meta + (lane_words_per_row(w.cols, 4) + 15) / 16 * 16;  // whole 64-byte lines
+  const int64_t G = w.n_groups, meta = line_words(5 * G);  // G f32 scales + G zero points
+  const int64_t stride = meta + line_words(4 * lane_words_per_row(w.cols, 4));
   AlignedVector<uint32_t> lanes(size_t(w.rows * stride), 0);
   for (int64_t r = 0; r < w.rows; r++) {
     uint32_t* dst = lanes.data() + r * stride;  // the layout Int4Packed::lane_scales / lane_zeros read

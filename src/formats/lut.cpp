@@ -334,8 +334,8 @@ LutLinear::LutLinear(int64_t rows, int64_t cols, int64_t group_size, int bits, s
   if (lane_layout_supported(bits, cols, group_size)) {
     std::vector<uint8_t> row(static_cast<size_t>(cols), 0);
     const int64_t wpr = lane_words_per_row(cols, bits);
-    lane_meta_words_ = bits == 3 || bits == 4 ? 16 : 0;  // one 64-byte line: int8 table + f32 scale
-    lane_stride_ = lane_meta_words_ + (wpr + 15) / 16 * 16;  // rows start on cache lines
+    lane_meta_words_ = bits == 3 || bits == 4 ? line_words(16 + 4) : 0;  // int8 table + f32 scale
+    lane_stride_ = lane_meta_words_ + line_words(4 * wpr);  // rows start on cache lines
     lanes_.assign(size_t(rows * lane_stride_), 0);
     for (int64_t r = 0; r < rows; r++) {  // row by row, so the unpacked codes stay small
       uint32_t* dst = lanes_.data() + r * lane_stride_;

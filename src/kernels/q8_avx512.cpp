@@ -288,7 +288,7 @@ SQ_Q8_TARGET void lut3_rows(const LutView& v, const int8_t* xq, const float* d, 
 template <size_t R>
 SQ_Q8_TARGET inline void int4_tile(const Int4Packed& w, const size_t* r, const int8_t* xq, const float* d,
                                    const int32_t* sum, const int32_t* bg, float* y) {
-  const size_t G = size_t(w.n_groups), row_bytes = 4 * size_t(lane_words_per_row(w.cols, 4));
+  const size_t row_bytes = 4 * size_t(lane_words_per_row(w.cols, 4));
   const size_t nb = (size_t(w.cols) + kQ8Int4Block - 1) / kQ8Int4Block, full = std::min(nb, row_bytes / 64);
   const __m512i m0f = _mm512_set1_epi8(0x0f);
   const uint8_t* row[R];
