@@ -12,7 +12,9 @@
 
 #include "calib/weights.h"
 #include "core/dtype.h"
+#include "io/config.h"
 #include "io/safetensors.h"
+#include "model/names.h"
 #include "test_util.h"
 
 namespace calibtest {
@@ -31,79 +33,56 @@ inline float grid(double v) {
   return float(std::ldexp(std::nearbyint(std::ldexp(v, 22)), -22));
 }
 
+// The family's config and every tensor of its checkpoint come from its description (model/arch/):
+// embeddings ~ 0.5·N(0,1), norm weights 1 + 0.2·N, biases 0.2·N, linears N / sqrt(in), the head 0.3·N.
 inline void write_tiny_model(const std::filesystem::path& dir, const TinySpec& s, uint64_t seed) {
   std::filesystem::create_directories(dir);
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
+  sq::ModelConfig c;
+  c.arch = &sq::arch_for(s.type, "write_tiny_model");
+  c.model_type = s.type;
+  c.vocab_size = s.V;
+  c.hidden = s.d;
+  c.intermediate = s.I;
+  c.n_layers = s.layers;
+  c.n_heads = s.H;
+  c.n_kv_heads = c.arch->pos == sq::PosKind::kLearned ? s.H : s.KV;  // OPT has no grouped KV heads
+  c.head_dim = s.d / s.H;
+  c.max_pos = s.max_pos;
+  c.norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.sliding_window = s.window;
+  c.tie_embeddings = c.arch->pos == sq::PosKind::kLearned || s.tie;
+  c.bos_id = c.arch->default_bos;
+  c.eos_id = c.arch->default_eos;
   sq::SafetensorsWriter w;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, double scale, double offset) {
+  const sq::TensorNames names = sq::tensor_names(c, c.arch->roots[0], c.tie_embeddings);
+  for (const sq::TensorSpec& t : sq::checkpoint_tensors(c, names)) {
+    double scale = 0.2, offset = 0;
+    switch (t.kind) {
+      case sq::TensorKind::kEmbedding: scale = 0.5; break;
+      case sq::TensorKind::kNormWeight: offset = 1.0; break;
+      case sq::TensorKind::kNormBias: case sq::TensorKind::kLinearBias: break;
+      case sq::TensorKind::kLinearWeight:
+        scale = t.name == names.head ? 0.3 : 1.0 / std::sqrt(double(t.shape[1]));
+        break;
+    }
     int64_t n = 1;
-    for (auto x : shape) n *= x;
+    for (auto x : t.shape) n *= x;
     std::vector<float> v(static_cast<size_t>(n));
     for (auto& x : v) x = grid(offset + scale * nd(rng));
     if (s.dtype == sq::DType::F32) {
-      w.add_f32(name, shape, v.data());
+      w.add_f32(t.name, t.shape, v.data());
     } else {
       std::vector<uint16_t> h(v.size());
       for (size_t i = 0; i < v.size(); i++)
         h[i] = s.dtype == sq::DType::F16 ? sq::f32_to_f16(v[i]) : sq::f32_to_bf16(v[i]);
-      w.add(name, s.dtype, shape, h.data(), h.size() * 2);
-    }
-  };
-  const int64_t hd = s.d / s.H, qd = s.H * hd, kvd = s.KV * hd;
-  nlohmann::json cfg;
-  cfg["model_type"] = s.type;
-  cfg["vocab_size"] = s.V;
-  cfg["hidden_size"] = s.d;
-  cfg["num_hidden_layers"] = s.layers;
-  cfg["num_attention_heads"] = s.H;
-  cfg["max_position_embeddings"] = s.max_pos;
-  if (s.type == "opt") {
-    cfg["ffn_dim"] = s.I;
-    cfg["do_layer_norm_before"] = true;
-    cfg["word_embed_proj_dim"] = s.d;
-    const std::string r = "model.decoder.";
-    add(r + "embed_tokens.weight", {s.V, s.d}, 0.5, 0);
-    add(r + "embed_positions.weight", {s.max_pos + 2, s.d}, 0.5, 0);
-    add(r + "final_layer_norm.weight", {s.d}, 0.2, 1.0);
-    add(r + "final_layer_norm.bias", {s.d}, 0.2, 0);
-    for (int64_t i = 0; i < s.layers; i++) {
-      const std::string p = r + "layers." + std::to_string(i) + ".";
-      for (const char* n : {"self_attn_layer_norm", "final_layer_norm"}) {
-        add(p + n + ".weight", {s.d}, 0.2, 1.0);
-        add(p + n + ".bias", {s.d}, 0.2, 0);
-      }
-      const std::pair<const char*, std::vector<int64_t>> lin[] = {
-          {"self_attn.q_proj", {s.d, s.d}}, {"self_attn.k_proj", {s.d, s.d}}, {"self_attn.v_proj", {s.d, s.d}},
-          {"self_attn.out_proj", {s.d, s.d}}, {"fc1", {s.I, s.d}}, {"fc2", {s.d, s.I}}};
-      for (auto& [n, shp] : lin) {
-        add(p + n + ".weight", shp, 1.0 / std::sqrt(double(shp[1])), 0);
-        add(p + n + ".bias", {shp[0]}, 0.2, 0);
-      }
-    }
-  } else {
-    cfg["intermediate_size"] = s.I;
-    cfg["num_key_value_heads"] = s.KV;
-    cfg["rms_norm_eps"] = 1e-5;
-    cfg["rope_theta"] = 10000.0;
-    cfg["tie_word_embeddings"] = s.tie;
-    if (s.type == "mistral") cfg["sliding_window"] = s.window;
-    add("model.embed_tokens.weight", {s.V, s.d}, 0.5, 0);
-    if (!s.tie) add("lm_head.weight", {s.V, s.d}, 0.3, 0);
-    add("model.norm.weight", {s.d}, 0.2, 1.0);
-    for (int64_t i = 0; i < s.layers; i++) {
-      const std::string p = "model.layers." + std::to_string(i) + ".";
-      add(p + "input_layernorm.weight", {s.d}, 0.2, 1.0);
-      add(p + "post_attention_layernorm.weight", {s.d}, 0.2, 1.0);
-      const std::pair<const char*, std::vector<int64_t>> lin[] = {
-          {"self_attn.q_proj", {qd, s.d}}, {"self_attn.k_proj", {kvd, s.d}}, {"self_attn.v_proj", {kvd, s.d}},
-          {"self_attn.o_proj", {s.d, qd}}, {"mlp.gate_proj", {s.I, s.d}}, {"mlp.up_proj", {s.I, s.d}},
-          {"mlp.down_proj", {s.d, s.I}}};
-      for (auto& [n, shp] : lin) add(p + n + ".weight", shp, 1.0 / std::sqrt(double(shp[1])), 0);
+      w.add(t.name, s.dtype, t.shape, h.data(), h.size() * 2);
     }
   }
   w.write(dir / "model.safetensors");
-  sqtest::write_file(dir / "config.json", cfg.dump(2));
+  sqtest::write_file(dir / "config.json", c.to_json().dump(2));
 }
 
 // A weight source that adds `delta` to element `index` (row-major) of tensor `name`.

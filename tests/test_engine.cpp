@@ -9,7 +9,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/sampler.h"
-#include "model/session.h"
+#include "engine/engine.h"
 #include "test_util.h"
 
 namespace sq {
@@ -40,18 +40,19 @@ void check_golden(const std::filesystem::path& model_dir, const std::filesystem:
   auto ids = ids_of(g.get(ids_name));
   auto want = floats_of(g.get("logits"));
   auto ctx = make_context(2);
-  Session s(*model, ctx.ctx);
-  std::vector<float> logits;
-  s.forward(ids.data(), int64_t(ids.size()), &logits, true);
+  const int64_t V = model->cfg.vocab_size;
+  Engine e(*model, ctx.ctx);
+  const int32_t s = e.add_sequence();
+  e.feed(s, ids.data(), int64_t(ids.size()), true);
+  std::vector<float> logits(e.logits(0), e.logits(0) + ids.size() * size_t(V));
   EXPECT_LE(max_abs_diff(logits, want), 1e-4) << model_dir;
 
   // Token by token through the KV cache gives the same logits as one forward over the sequence.
-  Session inc(*model, ctx.ctx);
-  const int64_t V = model->cfg.vocab_size;
-  std::vector<float> step, all;
+  const int32_t inc = e.add_sequence();
+  std::vector<float> all;
   for (size_t t = 0; t < ids.size(); t++) {
-    inc.forward(&ids[t], 1, &step, false);
-    all.insert(all.end(), step.begin(), step.end());
+    e.feed(inc, &ids[t], 1, false);
+    all.insert(all.end(), e.logits(0), e.logits(0) + V);
   }
   ASSERT_EQ(all.size(), ids.size() * size_t(V));
   EXPECT_LE(max_abs_diff(all, logits), 1e-5);
@@ -114,10 +115,12 @@ TEST(Golden, ShardedCheckpointLoadsLikeSingleFile) {
   auto m1 = Model::load(src), m2 = Model::load(tmp.path);
   auto ctx = make_context(1);
   std::vector<int32_t> ids = {1, 403, 407, 261, 378};
-  std::vector<float> l1, l2;
-  Session(*m1, ctx.ctx).forward(ids.data(), 5, &l1, true);
-  Session(*m2, ctx.ctx).forward(ids.data(), 5, &l2, true);
-  EXPECT_EQ(l1, l2);
+  auto all_logits = [&](const Model& m) {
+    Engine e(m, ctx.ctx);
+    e.feed(e.add_sequence(), ids.data(), 5, true);
+    return std::vector<float>(e.logits(0), e.logits(0) + 5 * m.cfg.vocab_size);
+  };
+  EXPECT_EQ(all_logits(*m1), all_logits(*m2));
 }
 
 TEST(Generate, Stories260KGreedyFromBosMatchesLlama2c) {
@@ -128,13 +131,13 @@ TEST(Generate, Stories260KGreedyFromBosMatchesLlama2c) {
   ASSERT_EQ(want.size(), 256u);
   auto model = Model::load(dir);
   auto ctx = make_context(2);
-  Session s(*model, ctx.ctx);
-  std::vector<float> logits;
+  Engine e(*model, ctx.ctx);
+  const int32_t s = e.add_sequence();
   int32_t tok = int32_t(model->cfg.bos_id);
   std::vector<int32_t> got;
   for (int i = 0; i < 256; i++) {
-    s.forward(&tok, 1, &logits, false);
-    tok = argmax(logits.data(), model->cfg.vocab_size);
+    e.feed(s, &tok, 1, false);
+    tok = argmax(e.logits(0), model->cfg.vocab_size);
     got.push_back(tok);
   }
   EXPECT_EQ(got, want);
@@ -174,18 +177,23 @@ TEST(Eval, PerplexityOnBundledEvalText) {
   EXPECT_EQ(j["tokens_scored"].get<int64_t>(), j["windows"].get<int64_t>() * 127);
 }
 
-TEST(Session, ChunkedPromptEqualsOneShot) {
+TEST(Engine, ChunkedPromptEqualsOneShot) {
   // Prompts longer than the internal chunk and mixed chunk sizes give the same logits.
   auto model = Model::load(sqtest::bundled_model());
   auto ctx = make_context(2);
   std::vector<int32_t> ids;
   for (int i = 0; i < 300; i++) ids.push_back(3 + (i * 37) % 500);
-  Session a(*model, ctx.ctx), b(*model, ctx.ctx);
-  std::vector<float> la, lb;
-  a.forward(ids.data(), 300, &la, false);
-  b.forward(ids.data(), 7, &lb, false);
-  b.forward(ids.data() + 7, 200, &lb, false);
-  b.forward(ids.data() + 207, 93, &lb, false);
+  EngineOptions eo;
+  eo.kv_tokens = 640;  // two sequences of 300 (one context is 512)
+  Engine e(*model, ctx.ctx, eo);
+  const int32_t a = e.add_sequence(), b = e.add_sequence();
+  const int64_t V = model->cfg.vocab_size;
+  e.feed(a, ids.data(), 300, false);
+  std::vector<float> la(e.logits(0), e.logits(0) + V);
+  e.feed(b, ids.data(), 7, false);
+  e.feed(b, ids.data() + 7, 200, false);
+  e.feed(b, ids.data() + 207, 93, false);
+  std::vector<float> lb(e.logits(0), e.logits(0) + V);
   EXPECT_LE(max_abs_diff(la, lb), 1e-5);
 }
 

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "eval/perplexity.h"
 #include "io/safetensors.h"
-#include "model/session.h"
+#include "engine/engine.h"
 #include "model/synth.h"
 #include "model/tokenizer.h"
 #include "quant/pipeline.h"
@@ -26,10 +26,7 @@ namespace sq {
 namespace {
 
 std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids, const ExecContext& ctx) {
-  Session s(m, ctx, int64_t(ids.size()));
-  std::vector<float> out;
-  s.forward(ids.data(), int64_t(ids.size()), &out, true);
-  return out;
+  return sequence_logits(m, ids, ctx);
 }
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -101,7 +98,7 @@ void expect_smoothing_is_not_trivial(Model& m, const QuantizedModel& q) {
 void check_smoothed_model(Model& m, const std::vector<int32_t>& ids, const ExecContext& ctx, const Sensitivity& sens,
                           double alpha, double tol) {
   SCOPED_TRACE(::testing::Message() << m.dir.filename() << " alpha " << alpha);
-  const bool opt = m.cfg.arch == Arch::kOpt;
+  const bool opt = m.arch().norm_bias();  // LayerNorm with biases and biased linears (OPT)
   const auto before = logits_of(m, ids, ctx);
   QuantizedModel q = smoothquant_at(m, smooth_only_options(alpha), sens, alpha, ctx);
   EXPECT_TRUE(q.quant_config.is_null());

@@ -27,7 +27,8 @@
 
 #include "calib/calibrate.h"
 #include "eval/perplexity.h"
-#include "model/session.h"
+#include "engine/engine.h"
+#include "model/ops.h"
 #include "model/tokenizer.h"
 #include "quant/pipeline.h"
 #include "test_util.h"
@@ -183,16 +184,16 @@ double decode_ppl(const Model& m, const std::vector<int32_t>& ids, int64_t windo
                   const ExecContext& ctx) {
   double nll = 0;
   int64_t count = 0;
-  std::vector<float> logits;
+  EngineOptions eo;
+  eo.kv_tokens = window;
+  Engine e(m, ctx, eo);
+  const int32_t s = e.add_sequence();
   for (int64_t w = 0; w < windows; w++) {
-    Session s(m, ctx, window);
+    e.clear_sequence(s);
     const int32_t* t = ids.data() + w * window;
     for (int64_t i = 0; i + 1 < window; i++) {
-      s.forward(&t[i], 1, &logits, false);
-      double mx = logits[0], z = 0;
-      for (float l : logits) mx = std::max(mx, double(l));
-      for (float l : logits) z += std::exp(double(l) - mx);
-      nll += mx + std::log(z) - double(logits[size_t(t[i + 1])]);
+      e.feed(s, &t[i], 1, false);
+      nll += token_nll(e.logits(0), m.cfg.vocab_size, t[i + 1]);
       count++;
     }
   }

@@ -8,7 +8,7 @@
 
 #include "core/context.h"
 #include "model/model.h"
-#include "model/session.h"
+#include "engine/engine.h"
 #include "model/synth.h"
 #include "test_util.h"
 
@@ -39,10 +39,8 @@ TEST(Synth, EveryLikeLoadsAndRuns) {
     EXPECT_EQ(m->cfg.hidden, 64) << like;
     // Mistral keeps 4 query heads per KV head; the others have as many KV heads as heads.
     EXPECT_EQ(m->cfg.n_kv_heads, std::string(like) == "mistral-7b" ? 2 : 8) << like;
-    sq::Session s(*m, ctx.ctx);
     std::vector<int32_t> ids = {1, 5, 9, 42, 7};
-    std::vector<float> logits;
-    s.forward(ids.data(), int64_t(ids.size()), &logits, true);
+    std::vector<float> logits = sq::sequence_logits(*m, ids, ctx.ctx);
     ASSERT_EQ(logits.size(), ids.size() * 100) << like;
     for (float v : logits) ASSERT_TRUE(std::isfinite(v)) << like;
   }

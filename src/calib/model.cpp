@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "calib/gemm.h"
 #include "calib/layer_ops.h"
 #include "core/error.h"
+#include "model/attention.h"
+#include "model/forward.h"
 
 namespace sq {
 
@@ -14,9 +17,6 @@ using calib::row_major;
 using calib::transposed;
 
 namespace {
-
-// Index of each linear inside a layer (llama: q k v o gate up down; opt: q k v out fc1 fc2).
-enum { kQ = 0, kK = 1, kV = 2, kO = 3, kGate = 4, kUp = 5, kDown = 6, kFc1 = 4, kFc2 = 5 };
 
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string r = "[";
@@ -27,19 +27,10 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }  // namespace
 
 std::vector<LinearInfo> linear_infos(const ModelConfig& cfg, const TensorNames& names) {
-  const int64_t d = cfg.hidden, qd = cfg.n_heads * cfg.head_dim, kvd = cfg.n_kv_heads * cfg.head_dim,
-                I = cfg.intermediate;
   std::vector<LinearInfo> v;
-  for (int64_t i = 0; i < cfg.n_layers; i++) {
-    auto lin = names.linears(i);
-    if (cfg.arch == Arch::kOpt) {
-      const int64_t shp[6][2] = {{qd, d}, {kvd, d}, {kvd, d}, {d, qd}, {I, d}, {d, I}};
-      for (int j = 0; j < 6; j++) v.push_back({lin[j], shp[j][0], shp[j][1]});
-    } else {
-      const int64_t shp[7][2] = {{qd, d}, {kvd, d}, {kvd, d}, {d, qd}, {I, d}, {I, d}, {d, I}};
-      for (int j = 0; j < 7; j++) v.push_back({lin[j], shp[j][0], shp[j][1]});
-    }
-  }
+  for (int64_t i = 0; i < cfg.n_layers; i++)
+    for (const LinearDesc& l : cfg.arch->linears)
+      v.push_back({names.layer_prefix(i) + l.name, dim(cfg, l.out), dim(cfg, l.in)});
   return v;
 }
 
@@ -49,42 +40,46 @@ struct CalibModel<T>::Impl {
   const TensorNames names;
   const WeightSource& src;
   const ExecContext ctx;
-  const bool opt;
+  const BlockShape shape;
   const int64_t d, H, KV, hd, qd, kvd, I, V, n_layers;
   std::vector<LinearInfo> infos;
   std::vector<T> head, fnorm_w, fnorm_b;  // head [V, d]
 
+  // The loaded layer's weights in T, by role.
   struct Layer {
-    std::vector<T> n1w, n1b, n2w, n2b;
-    std::vector<T> w[7], b[7];  // weights [rows, cols], biases [rows] (opt)
-    const LinearInfo* info[7] = {};
-    int n_lin = 0;
+    std::vector<T> nw[2], nb[2];
+    std::vector<T> w[kRoles], b[kRoles];  // weights [rows, cols], biases [rows]
+    const LinearInfo* info[kRoles] = {};
   };
   // One layer's internals for one sequence (reused; vectors only grow).
   struct Cache {
-    std::vector<T> n1, s1, mu1, q, k, v, P, a, h, n2, s2, mu2, g, u, m;
+    std::vector<T> n1, s1, mu1, q, k, v, a, h, n2, s2, mu2, g, u, m, out;
   };
   Layer layer;
   Cache cache;
-  std::vector<T> rope_cos, rope_sin;
-  int64_t rope_len = -1;
+  RopeTable<T> rope;
+  std::vector<int64_t> positions;  // 0 .. L-1
+  // Attention scratch: one span per row (its own rows first_key .. i), per-thread scores.
+  std::vector<kernels::KvSpanT<T>> spans;
+  std::vector<int64_t> span_begin;
+  std::vector<std::vector<T>> scores;
+  std::vector<T*> score_ptrs;
   // Gradient scratch.
-  std::vector<T> dh, dm, dg, du, dn2, da, dq, dk, dv, dn1, xf, dxf, logit_blk, xs, gin, gout, tmp_out;
+  std::vector<T> dh, dm, dg, du, dn2, da, dq, dk, dv, dn1, xf, dxf, logit_blk, xs, gin, gout;
   std::vector<T> head_grad;  // [V, d] when only the head's Fisher is asked for
 
   Impl(const ModelConfig& c, const TensorNames& n, const WeightSource& s, const ExecContext& x)
-      : cfg(c), names(n), src(s), ctx{x.pool, resolve_isa(x.isa)}, opt(c.arch == Arch::kOpt), d(c.hidden), H(c.n_heads), KV(c.n_kv_heads),
-        hd(c.head_dim), qd(c.n_heads * c.head_dim), kvd(c.n_kv_heads * c.head_dim), I(c.intermediate),
-        V(c.vocab_size), n_layers(c.n_layers) {
-    if (opt && !cfg.opt_pre_norm)
-      fail(src.describe(), ": OPT with do_layer_norm_before = false (post-norm) is not supported by calibration");
+      : cfg(c), names(n), src(s), ctx{x.pool, resolve_isa(x.isa)}, shape(BlockShape::of(c)), d(c.hidden),
+        H(c.n_heads), KV(c.n_kv_heads), hd(c.head_dim), qd(c.n_heads * c.head_dim), kvd(c.n_kv_heads * c.head_dim),
+        I(c.intermediate), V(c.vocab_size), n_layers(c.n_layers) {
     infos = linear_infos(cfg, names);
     load(names.head, {V, d}, head);
     load(names.final_norm + ".weight", {d}, fnorm_w);
-    if (opt) load(names.final_norm + ".bias", {d}, fnorm_b);
+    if (cfg.arch->norm_bias()) load(names.final_norm + ".bias", {d}, fnorm_b);
   }
 
   ThreadPool* pool() const { return ctx.pool; }
+  const ArchDesc& arch() const { return *cfg.arch; }
 
   // Reads tensor `name` (checked against `expect`) into out as T, row blocks spread over the pool.
   void load(const std::string& name, const std::vector<int64_t>& expect, std::vector<T>& out) {
@@ -111,42 +106,77 @@ struct CalibModel<T>::Impl {
 
   void load_layer(int64_t i) {
     Layer& Lw = layer;
-    const std::string n1 = names.attn_norm(i), n2 = names.mlp_norm(i);
-    load(n1 + ".weight", {d}, Lw.n1w);
-    load(n2 + ".weight", {d}, Lw.n2w);
-    if (opt) {
-      load(n1 + ".bias", {d}, Lw.n1b);
-      load(n2 + ".bias", {d}, Lw.n2b);
+    for (int which = 0; which < 2; which++) {
+      const std::string nn = names.norm(i, which);
+      load(nn + ".weight", {d}, Lw.nw[which]);
+      if (arch().norm_bias()) load(nn + ".bias", {d}, Lw.nb[which]);
     }
-    Lw.n_lin = opt ? 6 : 7;
-    for (int j = 0; j < Lw.n_lin; j++) {
-      const LinearInfo& li = infos[size_t(i * Lw.n_lin + j)];
-      Lw.info[j] = &li;
-      load(li.prefix + ".weight", {li.rows, li.cols}, Lw.w[j]);
-      if (opt) load(li.prefix + ".bias", {li.rows}, Lw.b[j]);
+    const size_t per_layer = arch().linears.size();
+    for (size_t j = 0; j < per_layer; j++) {
+      const LinearDesc& ld = arch().linears[j];
+      const LinearInfo& li = infos[size_t(i) * per_layer + j];
+      const int r = role_index(ld.role);
+      Lw.info[r] = &li;
+      load(li.prefix + ".weight", {li.rows, li.cols}, Lw.w[r]);
+      if (ld.bias) load(li.prefix + ".bias", {li.rows}, Lw.b[r]);
     }
   }
 
-  // y[L, rows] = x[L, cols] · Wᵀ (+ b)
-  void linear_fwd(int j, const T* x, int64_t L, T* y, bool accumulate = false) {
-    const LinearInfo& li = *layer.info[j];
-    gemm<T>(L, li.rows, li.cols, row_major(x, li.cols), transposed(layer.w[j].data(), li.cols), y, li.rows,
-            accumulate, ctx.isa, pool());
-    if (opt) {
-      const T* b = layer.b[j].data();
-      for (int64_t t = 0; t < L; t++)
-        for (int64_t r = 0; r < li.rows; r++) y[t * li.rows + r] += b[r];
+  // The forward's policy (model/forward.h) for one sequence of positions 0 .. L-1.
+  struct Exec {
+    Impl& m;
+    ActStats* stats;
+    const T* norm_weight(int64_t, int which) const { return m.layer.nw[which].data(); }
+    const T* norm_bias(int64_t, int which) const {
+      return m.layer.nb[which].empty() ? nullptr : m.layer.nb[which].data();
     }
-  }
+    // y[L, rows] = x[L, cols] · Wᵀ
+    void linear(int64_t, Role r, const T* x, int64_t L, T* y) const {
+      const LinearInfo& li = *m.layer.info[role_index(r)];
+      gemm<T>(L, li.rows, li.cols, row_major(x, li.cols), transposed(m.layer.w[role_index(r)].data(), li.cols), y,
+              li.rows, false, m.ctx.isa, m.pool());
+    }
+    const T* bias(int64_t, Role r) const {
+      const auto& b = m.layer.b[role_index(r)];
+      return b.empty() ? nullptr : b.data();
+    }
+    const int64_t* positions() const { return m.positions.data(); }
+    const RopeTable<T>& rope() const { return m.rope; }
+    // k, v stay in the cache's buffers: row i attends rows first_key(i) .. i of them.
+    void attend(int64_t, const T* q, const T* k, const T* v, int64_t L, T* a) const {
+      for (int64_t i = 0; i < L; i++) {
+        const int64_t lo = m.shape.first_key(i);
+        m.spans[size_t(i)] = {k + lo * m.kvd, v + lo * m.kvd, size_t(i - lo + 1)};
+        m.span_begin[size_t(i)] = i;
+      }
+      m.span_begin[size_t(L)] = L;
+      AttnRows<T> ar;
+      ar.q = q;
+      ar.n = L;
+      ar.spans = m.spans.data();
+      ar.span_begin = m.span_begin.data();
+      ar.n_heads = m.H;
+      ar.n_kv_heads = m.KV;
+      ar.head_dim = m.hd;
+      ar.kv_stride = m.kvd;
+      ar.scale = T(m.shape.attn_scale);
+      ar.out = a;
+      attention_rows(ar, m.score_ptrs.data(), m.ctx);
+    }
+    void observe(int64_t, const Role* roles, int n_roles, const T* x, int64_t L, int64_t cols) const {
+      if (stats) m.add_stats(stats, roles, n_roles, x, L, cols);
+    }
+  };
+
   // dx[L, cols] (+)= dy[L, rows] · W
-  void linear_bwd_x(int j, const T* dy, int64_t L, T* dx, bool accumulate) {
-    const LinearInfo& li = *layer.info[j];
-    gemm<T>(L, li.cols, li.rows, row_major(dy, li.rows), row_major(layer.w[j].data(), li.cols), dx, li.cols,
-            accumulate, ctx.isa, pool());
+  void linear_bwd_x(Role r, const T* dy, int64_t L, T* dx, bool accumulate) {
+    const LinearInfo& li = *layer.info[role_index(r)];
+    gemm<T>(L, li.cols, li.rows, row_major(dy, li.rows), row_major(layer.w[role_index(r)].data(), li.cols), dx,
+            li.cols, accumulate, ctx.isa, pool());
   }
   // dW[rows, cols] = dyᵀ · x, squared into the Fisher sum and/or stored.
-  void linear_bwd_w(int j, const T* dy, const T* x, int64_t L, const GradSinks<T>& sinks) {
-    const LinearInfo& li = *layer.info[j];
+  void linear_bwd_w(Role r, const T* dy, const T* x, int64_t L, const GradSinks<T>& sinks) {
+    const LinearInfo& li = *layer.info[role_index(r)];
     auto f = sinks.fisher.find(li.prefix);
     if (f != sinks.fisher.end())
       calib::gemm_square_add<T>(li.rows, li.cols, L, transposed(dy, li.rows), row_major(x, li.cols), f->second,
@@ -157,7 +187,7 @@ struct CalibModel<T>::Impl {
               ctx.isa, pool());
   }
 
-  void add_stats(ActStats* st, std::initializer_list<int> lins, const T* x, int64_t L, int64_t cols) {
+  void add_stats(ActStats* st, const Role* roles, int n_roles, const T* x, int64_t L, int64_t cols) {
     std::vector<float> amax(size_t(cols), 0.f);
     std::vector<double> ss(size_t(cols), 0.0);
     for (int64_t t = 0; t < L; t++)
@@ -166,8 +196,8 @@ struct CalibModel<T>::Impl {
         amax[size_t(c)] = std::max(amax[size_t(c)], float(std::fabs(v)));
         ss[size_t(c)] += v * v;
       }
-    for (int j : lins) {
-      const std::string& p = layer.info[j]->prefix;
+    for (int j = 0; j < n_roles; j++) {
+      const std::string& p = layer.info[role_index(roles[j])]->prefix;
       auto& a = st->absmax[p];
       auto& s = st->sumsq[p];
       if (a.empty()) {
@@ -181,66 +211,33 @@ struct CalibModel<T>::Impl {
     }
   }
 
-  calib::AttnShape attn_shape(int64_t L) const {
-    return {L, H, KV, hd, cfg.sliding_window, 1.0 / std::sqrt(double(hd))};
-  }
-
-  void norm_fwd(const T* x, const std::vector<T>& w, const std::vector<T>& b, int64_t L, T* y, T* mu, T* s) {
-    if (opt) calib::layernorm_fwd(x, w.data(), b.data(), L, d, cfg.norm_eps, y, mu, s);
-    else calib::rmsnorm_fwd(x, w.data(), L, d, cfg.norm_eps, y, s);
-  }
   void norm_bwd(const T* x, const T* mu, const T* s, const std::vector<T>& w, const T* dy, int64_t L, T* dx) {
-    if (opt) calib::layernorm_bwd(x, mu, s, w.data(), dy, L, d, dx);
+    if (shape.norm == NormKind::kLayer) calib::layernorm_bwd(x, mu, s, w.data(), dy, L, d, dx);
     else calib::rmsnorm_bwd(x, s, w.data(), dy, L, d, dx);
   }
 
-  // Runs the loaded layer on x [L, d]: fills the cache; out [L, d] (skipped when null: a recompute
-  // for the backward needs the internals, not the output).
-  void layer_fwd(const T* x, int64_t L, T* out, ActStats* stats) {
+  // Runs the loaded layer on x [L, d] through the one forward, keeping its internals in the cache; out
+  // [L, d] (a scratch when null: a recompute for the backward needs the internals, not the output).
+  void layer_fwd(int64_t layer_index, const T* x, int64_t L, T* out, ActStats* stats) {
     Cache& c = cache;
     const size_t Ld = size_t(L * d);
     c.n1.resize(Ld), c.s1.resize(size_t(L)), c.mu1.resize(size_t(L));
     c.q.resize(size_t(L * qd)), c.k.resize(size_t(L * kvd)), c.v.resize(size_t(L * kvd));
-    c.P.resize(size_t(H * L * L)), c.a.resize(size_t(L * qd)), c.h.resize(Ld);
+    c.a.resize(size_t(L * qd)), c.h.resize(Ld);
     c.n2.resize(Ld), c.s2.resize(size_t(L)), c.mu2.resize(size_t(L));
-    c.g.resize(size_t(L * I)), c.m.resize(size_t(L * I));
-    if (!opt) c.u.resize(size_t(L * I));
-
-    norm_fwd(x, layer.n1w, layer.n1b, L, c.n1.data(), c.mu1.data(), c.s1.data());
-    linear_fwd(kQ, c.n1.data(), L, c.q.data());
-    linear_fwd(kK, c.n1.data(), L, c.k.data());
-    linear_fwd(kV, c.n1.data(), L, c.v.data());
-    if (!opt) {
-      calib::rope_apply(c.q.data(), L, H, hd, rope_cos.data(), rope_sin.data(), false);
-      calib::rope_apply(c.k.data(), L, KV, hd, rope_cos.data(), rope_sin.data(), false);
+    c.g.resize(size_t(L * I)), c.u.resize(size_t(L * I)), c.m.resize(size_t(L * I));
+    if (!out) {
+      c.out.resize(Ld);
+      out = c.out.data();
     }
-    calib::attention_fwd(attn_shape(L), c.q.data(), c.k.data(), c.v.data(), c.P.data(), c.a.data(), ctx.isa, pool());
-    std::copy(x, x + Ld, c.h.begin());
-    linear_fwd(kO, c.a.data(), L, c.h.data(), /*accumulate=*/true);  // h = x + o_proj(a)
-    norm_fwd(c.h.data(), layer.n2w, layer.n2b, L, c.n2.data(), c.mu2.data(), c.s2.data());
-    const int down = opt ? kFc2 : kDown;
-    if (opt) {
-      linear_fwd(kFc1, c.n2.data(), L, c.g.data());
-      for (size_t e = 0; e < size_t(L * I); e++) c.m[e] = c.g[e] > T(0) ? c.g[e] : T(0);
-    } else {
-      linear_fwd(kGate, c.n2.data(), L, c.g.data());
-      linear_fwd(kUp, c.n2.data(), L, c.u.data());
-      for (size_t e = 0; e < size_t(L * I); e++) {
-        const T g = c.g[e];
-        c.m[e] = g / (T(1) + std::exp(-g)) * c.u[e];  // silu(gate) * up
-      }
-    }
-    if (out) {
-      std::copy(c.h.begin(), c.h.begin() + Ld, out);
-      linear_fwd(down, c.m.data(), L, out, /*accumulate=*/true);  // out = h + down(m)
-    }
-    if (stats) {
-      add_stats(stats, {kQ, kK, kV}, c.n1.data(), L, d);
-      add_stats(stats, {kO}, c.a.data(), L, qd);
-      if (opt) add_stats(stats, {kFc1}, c.n2.data(), L, d);
-      else add_stats(stats, {kGate, kUp}, c.n2.data(), L, d);
-      add_stats(stats, {down}, c.m.data(), L, I);
-    }
+    BlockActs<T> a;
+    a.x = const_cast<T*>(x);  // read only: out never aliases x here
+    a.n1 = c.n1.data(), a.mu1 = c.mu1.data(), a.r1 = c.s1.data();
+    a.q = c.q.data(), a.k = c.k.data(), a.v = c.v.data(), a.a = c.a.data(), a.h = c.h.data();
+    a.n2 = c.n2.data(), a.mu2 = c.mu2.data(), a.r2 = c.s2.data();
+    a.g = c.g.data(), a.u = c.u.data(), a.m = c.m.data(), a.out = out;
+    Exec ex{*this, stats};
+    decoder_block(shape, ex, layer_index, L, a);
   }
 
   // Backward through the loaded layer whose cache holds its internals for input x. dout [L, d] is
@@ -252,47 +249,49 @@ struct CalibModel<T>::Impl {
     da.resize(size_t(L * qd)), dq.resize(size_t(L * qd)), dk.resize(size_t(L * kvd)), dv.resize(size_t(L * kvd));
 
     // MLP: out = h + down(m)
-    const int down = opt ? kFc2 : kDown;
-    linear_bwd_w(down, dout, c.m.data(), L, sinks);
-    linear_bwd_x(down, dout, L, dm.data(), false);
-    if (opt) {  // m = relu(g)
-      for (size_t e = 0; e < LI; e++) dg[e] = c.g[e] > T(0) ? dm[e] : T(0);
-      linear_bwd_w(kFc1, dg.data(), c.n2.data(), L, sinks);
-      linear_bwd_x(kFc1, dg.data(), L, dn2.data(), false);
+    linear_bwd_w(Role::kDown, dout, c.m.data(), L, sinks);
+    linear_bwd_x(Role::kDown, dout, L, dm.data(), false);
+    if (shape.mlp == MlpKind::kPlain) {  // m = act(u): relu' = [u > 0]
+      SQ_CHECK(shape.act == ActKind::kRelu, "calibration: the backward of a plain MLP needs relu");
+      du.resize(LI);
+      for (size_t e = 0; e < LI; e++) du[e] = c.u[e] > T(0) ? dm[e] : T(0);
+      linear_bwd_w(Role::kUp, du.data(), c.n2.data(), L, sinks);
+      linear_bwd_x(Role::kUp, du.data(), L, dn2.data(), false);
     } else {  // m = silu(g)·u, silu'(g) = σ(g)·(1 + g·(1 − σ(g)))
+      SQ_CHECK(shape.act == ActKind::kSilu, "calibration: the backward of a gated MLP needs silu");
       du.resize(LI);
       for (size_t e = 0; e < LI; e++) {
         const T g = c.g[e], sg = T(1) / (T(1) + std::exp(-g));
         du[e] = dm[e] * g * sg;
         dg[e] = dm[e] * c.u[e] * sg * (T(1) + g * (T(1) - sg));
       }
-      linear_bwd_w(kGate, dg.data(), c.n2.data(), L, sinks);
-      linear_bwd_w(kUp, du.data(), c.n2.data(), L, sinks);
-      linear_bwd_x(kGate, dg.data(), L, dn2.data(), false);
-      linear_bwd_x(kUp, du.data(), L, dn2.data(), true);
+      linear_bwd_w(Role::kGate, dg.data(), c.n2.data(), L, sinks);
+      linear_bwd_w(Role::kUp, du.data(), c.n2.data(), L, sinks);
+      linear_bwd_x(Role::kGate, dg.data(), L, dn2.data(), false);
+      linear_bwd_x(Role::kUp, du.data(), L, dn2.data(), true);
     }
     std::copy(dout, dout + Ld, dh.begin());
-    norm_bwd(c.h.data(), c.mu2.data(), c.s2.data(), layer.n2w, dn2.data(), L, dh.data());
+    norm_bwd(c.h.data(), c.mu2.data(), c.s2.data(), layer.nw[1], dn2.data(), L, dh.data());
 
     // Attention: h = x + o(a)
-    linear_bwd_w(kO, dh.data(), c.a.data(), L, sinks);
-    linear_bwd_x(kO, dh.data(), L, da.data(), false);
-    calib::attention_bwd(attn_shape(L), c.q.data(), c.k.data(), c.v.data(), c.P.data(), da.data(), dq.data(),
-                         dk.data(), dv.data(), ctx.isa, pool());
-    if (!opt) {
-      calib::rope_apply(dq.data(), L, H, hd, rope_cos.data(), rope_sin.data(), true);
-      calib::rope_apply(dk.data(), L, KV, hd, rope_cos.data(), rope_sin.data(), true);
+    linear_bwd_w(Role::kO, dh.data(), c.a.data(), L, sinks);
+    linear_bwd_x(Role::kO, dh.data(), L, da.data(), false);
+    calib::attention_bwd<T>({L, H, KV, hd, shape.window, shape.attn_scale}, c.q.data(), c.k.data(), c.v.data(),
+                            da.data(), dq.data(), dk.data(), dv.data(), ctx.isa, pool());
+    if (shape.rope) {
+      rope_rows(dq.data(), L, H, hd, positions.data(), rope, true);
+      rope_rows(dk.data(), L, KV, hd, positions.data(), rope, true);
     }
-    linear_bwd_w(kQ, dq.data(), c.n1.data(), L, sinks);
-    linear_bwd_w(kK, dk.data(), c.n1.data(), L, sinks);
-    linear_bwd_w(kV, dv.data(), c.n1.data(), L, sinks);
+    linear_bwd_w(Role::kQ, dq.data(), c.n1.data(), L, sinks);
+    linear_bwd_w(Role::kK, dk.data(), c.n1.data(), L, sinks);
+    linear_bwd_w(Role::kV, dv.data(), c.n1.data(), L, sinks);
     if (!dx) return;  // layer 0: nothing below needs a gradient
     dn1.resize(Ld);
-    linear_bwd_x(kQ, dq.data(), L, dn1.data(), false);
-    linear_bwd_x(kK, dk.data(), L, dn1.data(), true);
-    linear_bwd_x(kV, dv.data(), L, dn1.data(), true);
+    linear_bwd_x(Role::kQ, dq.data(), L, dn1.data(), false);
+    linear_bwd_x(Role::kK, dk.data(), L, dn1.data(), true);
+    linear_bwd_x(Role::kV, dv.data(), L, dn1.data(), true);
     std::copy(dh.begin(), dh.begin() + Ld, dx);
-    norm_bwd(x, c.mu1.data(), c.s1.data(), layer.n1w, dn1.data(), L, dx);
+    norm_bwd(x, c.mu1.data(), c.s1.data(), layer.nw[0], dn1.data(), L, dx);
   }
 
   void check_ids(const std::vector<int32_t>& ids) {
@@ -302,35 +301,35 @@ struct CalibModel<T>::Impl {
       fail("calibration: sequence of ", L, " tokens exceeds the model context of ", cfg.max_pos, " tokens");
     for (int32_t id : ids)
       if (id < 0 || id >= V) fail("calibration: token id ", id, " out of range for vocabulary of ", V);
-    if (!opt && rope_len != L) {
-      calib::rope_tables(L, hd, cfg.rope_theta, &rope_cos, &rope_sin);
-      rope_len = L;
+    if (int64_t(positions.size()) != L) {
+      positions.resize(size_t(L));
+      std::iota(positions.begin(), positions.end(), int64_t(0));
+      if (shape.rope) rope.build(L, hd, cfg.rope_theta);
+      spans.resize(size_t(L));
+      span_begin.resize(size_t(L + 1));
+      scores.assign(size_t(pool() ? pool()->size() : 1), std::vector<T>(size_t(L)));
+      score_ptrs.clear();
+      for (auto& s : scores) score_ptrs.push_back(s.data());
     }
   }
 
-  // x0 [L, d] = embed[ids] (+ pos_embed[t + 2] for OPT).
+  // x0 [L, d] = the embedding rows of ids (+ learned positions).
   void embed(const std::vector<int32_t>& ids, T* x0) {
     const int64_t L = int64_t(ids.size());
     if (!src.has(names.embed)) fail(src.describe(), ": tensor '", names.embed, "' not found");
     if (src.shape(names.embed) != std::vector<int64_t>{V, d})
       fail(src.describe(), ": tensor '", names.embed, "' has shape ", shape_str(src.shape(names.embed)),
            " but the config implies ", shape_str({V, d}));
-    std::vector<float> row(static_cast<size_t>(d)), prow(static_cast<size_t>(d));
-    if (opt) {
+    if (arch().pos == PosKind::kLearned) {
       if (!src.has(names.pos_embed)) fail(src.describe(), ": tensor '", names.pos_embed, "' not found");
       auto ps = src.shape(names.pos_embed);
-      if (ps.size() != 2 || ps[1] != d || ps[0] < L + 2)
+      if (ps.size() != 2 || ps[1] != d || ps[0] < L + arch().pos_offset)
         fail(src.describe(), ": tensor '", names.pos_embed, "' has shape ", shape_str(ps), ", too small for ", L,
-             " positions (+2 offset) of width ", d);
+             " positions (+", arch().pos_offset, " offset) of width ", d);
     }
-    for (int64_t t = 0; t < L; t++) {
-      src.read_rows(names.embed, ids[size_t(t)], 1, row.data());
-      if (opt) {
-        src.read_rows(names.pos_embed, t + 2, 1, prow.data());
-        for (int64_t j = 0; j < d; j++) row[size_t(j)] += prow[size_t(j)];
-      }
-      for (int64_t j = 0; j < d; j++) x0[t * d + j] = T(row[size_t(j)]);
-    }
+    std::vector<float> row(static_cast<size_t>(d)), prow(static_cast<size_t>(d));
+    auto read = [&](int which, int64_t r, float* dst) { src.read_rows(which == 0 ? names.embed : names.pos_embed, r, 1, dst); };
+    embed_rows(arch(), ids.data(), positions.data(), L, d, read, row.data(), prow.data(), x0);
   }
 
   // Final norm, head and mean cross-entropy of x [L, d]; if dx is given it receives ∂loss/∂x, and the
@@ -342,7 +341,7 @@ struct CalibModel<T>::Impl {
     const int64_t L = int64_t(ids.size());
     xf.resize(size_t(L * d));
     std::vector<T> mu(static_cast<size_t>(L)), s(static_cast<size_t>(L));
-    norm_fwd(x, fnorm_w, fnorm_b, L, xf.data(), mu.data(), s.data());
+    apply_norm(shape, x, fnorm_w.data(), fnorm_b.empty() ? nullptr : fnorm_b.data(), L, xf.data(), mu.data(), s.data());
     if (dx) dxf.assign(size_t(L * d), T(0));
     if (logits) logits->resize(size_t(L * V));
     const int64_t PB = std::clamp<int64_t>((int64_t(1) << 22) / V, 16, 256);
@@ -375,11 +374,7 @@ struct CalibModel<T>::Impl {
             continue;
           }
           const int32_t target = ids[size_t(t + 1)];
-          T mx = l[0];
-          for (int64_t j = 1; j < V; j++) mx = std::max(mx, l[j]);
-          double se = 0;
-          for (int64_t j = 0; j < V; j++) se += std::exp(double(l[j] - mx));
-          const double lse = double(mx) + std::log(se);
+          const double lse = log_sum_exp(l, V);
           row_loss[size_t(t)] = lse - double(l[target]);
           if (dx) {  // d(mean CE)/dlogits = (softmax − onehot) / (L − 1)
             for (int64_t j = 0; j < V; j++) l[j] = T(std::exp(double(l[j]) - lse)) * inv_n;
@@ -421,7 +416,7 @@ struct CalibModel<T>::Impl {
     embed(ids, gin.data());
     for (int64_t i = 0; i < n_layers; i++) {
       load_layer(i);
-      layer_fwd(gin.data(), L, gout.data(), stats);
+      layer_fwd(i, gin.data(), L, gout.data(), stats);
       std::swap(gin, gout);
     }
     if (stats) stats->tokens += L;
@@ -436,7 +431,7 @@ struct CalibModel<T>::Impl {
     embed(ids, xs.data());
     for (int64_t i = 0; i < n_layers; i++) {
       load_layer(i);
-      layer_fwd(xs.data() + i * Ld, L, xs.data() + (i + 1) * Ld, stats);
+      layer_fwd(i, xs.data() + i * Ld, L, xs.data() + (i + 1) * Ld, stats);
     }
     if (stats) stats->tokens += L;
     gout.resize(Ld);
@@ -445,7 +440,7 @@ struct CalibModel<T>::Impl {
     for (int64_t i = n_layers - 1; i >= 0; i--) {
       if (i != n_layers - 1) {  // the top layer's weights and internals are still loaded
         load_layer(i);
-        layer_fwd(xs.data() + i * Ld, L, nullptr, nullptr);
+        layer_fwd(i, xs.data() + i * Ld, L, nullptr, nullptr);
       }
       layer_bwd(xs.data() + i * Ld, L, gout.data(), i > 0 ? gin.data() : nullptr, sinks);
       std::swap(gin, gout);

@@ -1,6 +1,7 @@
-// The calibration model: an exact forward and backward pass of llama / mistral / opt decoders for
-// one sequence at a time, templated on the scalar type (float for calibration, double for the
-// finite-difference tests). Used for the Fisher diagonal (SqueezeLLM's sensitivity), the activation
+// The calibration model: an exact forward and backward pass of every family's decoder (model/arch/)
+// for one sequence at a time, templated on the scalar type (float for calibration, double for the
+// finite-difference tests). The forward is the engine's (model/forward.h) with a policy that keeps every
+// internal for the backward and observes every linear's input. Used for the Fisher diagonal (SqueezeLLM's sensitivity), the activation
 // statistics of every linear's input, and plain losses / logits (e.g. of a quantized model through an
 // OverlayWeights source).
 //
@@ -10,7 +11,8 @@
 // walks the layers from the top, recomputing a layer's internals from its stored input (the top
 // layer's are kept from the forward) and back-propagating through it. Peak = model bytes (mmapped) +
 // head in T + one layer in T + one layer's activations and gradients for one sequence
-// (≈ L·(10·hidden + 6·intermediate) + heads·L² values) + the stored inputs; it does not grow with the
+// (≈ L·(10·hidden + 6·intermediate) values, + 2·threads·L² in the attention backward) + the stored
+// inputs; it does not grow with the
 // number of sequences. The caller's Fisher accumulators are f32 and inherently the size of the model.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// squeeze bench -m DIR [-m DIR2 ...] [--prompt N] [--gen N] [--repeat R] [--threads T] [--json]
+// squeeze bench -m DIR [-m DIR2 ...] [--prompt N] [--gen N] [--repeat R] [--batch 1,2,4,...] [--threads T] [--json]
 // With several -m, the models are measured interleaved repetition by repetition (eval/bench.h), and
 // each row carries its ratio to the first model, paired within repetitions.
 #include <cstdio>
@@ -26,6 +26,10 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--prompt", o->b.prompt, "prompt tokens (0 = skip)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--gen", o->b.gen, "generated tokens (0 = skip)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--repeat", o->b.repeat, "repetitions (medians are reported)")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", o->b.batches,
+                  "batched decode: for each B, B sequences decode --gen tokens each in lockstep (e.g. 1,2,4,8,16)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t(1), int64_t(4096)));
   cmd->add_flag("--no-bandwidth", o->no_bw, "skip the read-bandwidth measurement");
   cmd->add_flag("--json", o->json, "print one JSON object");
   o->exec.add(cmd);
@@ -53,7 +57,7 @@ void add_bench(CLI::App& app) {
     for (size_t i = 0; i < models.size(); i++) {
       const Model& model = *models[i];
       const nlohmann::json& j = js[i];
-      std::string fmt = model.layers.empty() ? "?" : model.layers[0].q->describe();
+      std::string fmt = model.layers.empty() ? "?" : model.layers[0].linear(Role::kQ)->describe();
       double gib = double(j["model_bytes"].get<size_t>()) / (1 << 30);
       auto row = [&](const char* test, int64_t n, const char* key, const char* ratio) {
         std::printf("| %s | %s | %.2f GiB | %d | %s | %s%lld | %.2f ± [%.2f, %.2f] |", o->models[i].c_str(),
@@ -67,6 +71,21 @@ void add_bench(CLI::App& app) {
       };
       if (o->b.prompt > 0) row("pp", o->b.prompt, "prompt_tok_s", "prompt_vs_first");
       if (o->b.gen > 0) row("tg", o->b.gen, "gen_tok_s", "gen_vs_first");
+    }
+    if (!o->b.batches.empty() && o->b.gen > 0) {
+      std::printf("\n| model | batch | aggregate t/s | per sequence t/s | vs batch 1 |\n|---|---|---|---|---|\n");
+      for (size_t i = 0; i < models.size(); i++)
+        for (const auto& b : js[i]["batches"]) {
+          std::printf("| %s | %lld | %.2f ± [%.2f, %.2f] | %.2f |", o->models[i].c_str(),
+                      (long long)b["batch"].get<int64_t>(), b["aggregate_gen_tok_s"].get<double>(),
+                      b["aggregate_gen_tok_s_min"].get<double>(), b["aggregate_gen_tok_s_max"].get<double>(),
+                      b["per_seq_gen_tok_s"].get<double>());
+          if (b.contains("aggregate_vs_batch1"))
+            std::printf(" %.2fx [%.2f, %.2f] |\n", b["aggregate_vs_batch1"]["median"].get<double>(),
+                        b["aggregate_vs_batch1"]["min"].get<double>(), b["aggregate_vs_batch1"]["max"].get<double>());
+          else
+            std::printf(" |\n");
+        }
     }
     for (size_t i = 0; i < models.size(); i++) {
       const nlohmann::json& j = js[i];

@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "model/sampler.h"
-#include "model/session.h"
+#include "engine/engine.h"
 #include "model/tokenizer.h"
 
 namespace sq::cli {
@@ -38,28 +38,28 @@ void add_generate(CLI::App& app) {
     std::vector<int32_t> ids;
     if (o->prompt.empty() || tok->add_bos()) ids.push_back(int32_t(model->cfg.bos_id));
     for (int32_t t : tok->encode(o->prompt)) ids.push_back(t);
-    Session sess(*model, ctx.ctx);
-    if (int64_t(ids.size()) >= sess.max_ctx())
-      fail("prompt has ", ids.size(), " tokens, the model's context is ", sess.max_ctx());
+    Engine engine(*model, ctx.ctx);
+    const int32_t seq = engine.add_sequence();
+    if (int64_t(ids.size()) >= engine.max_length())
+      fail("prompt has ", ids.size(), " tokens, the model's context is ", engine.max_length());
     const int64_t V = model->cfg.vocab_size;
     Sampler sampler(o->s);
     StreamDecoder dec(*tok);
     if (!o->ids) std::fputs(o->prompt.c_str(), stdout);
     std::fflush(stdout);
-    std::vector<float> logits;
     auto t0 = std::chrono::steady_clock::now();
-    sess.forward(ids.data(), int64_t(ids.size()), &logits, false);
+    engine.feed(seq, ids.data(), int64_t(ids.size()), false);
     auto t1 = std::chrono::steady_clock::now();
     int64_t produced = 0;
     while (produced < o->n) {
-      int32_t next = sampler.sample(logits.data(), V);
+      int32_t next = sampler.sample(engine.logits(0), V);
       if (next == model->cfg.eos_id) break;
       if (o->ids) std::printf(produced ? " %d" : "%d", next);
       else std::fputs(dec.push(next).c_str(), stdout);
       std::fflush(stdout);
       produced++;
-      if (produced == o->n || sess.pos() >= sess.max_ctx()) break;
-      sess.forward(&next, 1, &logits, false);
+      if (produced == o->n || engine.length(seq) >= engine.max_length()) break;
+      engine.feed(seq, &next, 1, false);
     }
     if (!o->ids) std::fputs(dec.flush().c_str(), stdout);
     std::fputc('\n', stdout);

@@ -35,7 +35,7 @@ void add_inspect(CLI::App& app) {
     for (auto& n : m->ckpt->names()) dtypes[std::string(dtype_name(m->ckpt->get(n).dtype))]++;
     double bpw = lin_params ? 8.0 * double(lin_bytes) / double(lin_params) : 0;
     nlohmann::json j = {{"model", o->model},
-                        {"architecture", arch_name(c.arch)},
+                        {"architecture", c.arch->model_type},
                         {"hidden_size", c.hidden},
                         {"intermediate_size", c.intermediate},
                         {"layers", c.n_layers},
@@ -61,7 +61,7 @@ void add_inspect(CLI::App& app) {
       return;
     }
     std::printf("model            %s\n", o->model.c_str());
-    std::printf("architecture     %s (%s)\n", arch_name(c.arch).c_str(), c.model_type.c_str());
+    std::printf("architecture     %s (%s)\n", c.arch->model_type.c_str(), c.arch->hf_architecture.c_str());
     std::printf("dimensions       hidden %lld, intermediate %lld, layers %lld, heads %lld (kv %lld, head_dim %lld)\n",
                 (long long)c.hidden, (long long)c.intermediate, (long long)c.n_layers, (long long)c.n_heads,
                 (long long)c.n_kv_heads, (long long)c.head_dim);

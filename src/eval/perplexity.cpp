@@ -5,17 +5,10 @@
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "model/session.h"
+#include "engine/engine.h"
+#include "model/ops.h"
 
 namespace sq {
-
-double token_nll(const float* logits, int64_t vocab, int32_t target) {
-  double mx = logits[0];
-  for (int64_t i = 1; i < vocab; i++) mx = std::max(mx, double(logits[i]));
-  double sum = 0;
-  for (int64_t i = 0; i < vocab; i++) sum += std::exp(double(logits[i]) - mx);
-  return std::log(sum) + mx - double(logits[target]);
-}
 
 PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& ids, int64_t ctx, int64_t max_windows,
                             const ExecContext& ectx, bool progress) {
@@ -26,16 +19,18 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& ids,
   if (windows == 0) fail("the data has ", ids.size(), " tokens, fewer than one window of ", ctx);
   if (max_windows > 0) windows = std::min(windows, max_windows);
   auto t0 = std::chrono::steady_clock::now();
-  Session sess(model, ectx, ctx);
+  EngineOptions eo;
+  eo.kv_tokens = ctx;
+  Engine engine(model, ectx, eo);
+  const int32_t seq = engine.add_sequence();
   Progress bar("eval", windows, "win", progress, "tok", double(ctx));
   const int64_t V = model.cfg.vocab_size;
-  std::vector<float> logits;
   double nll = 0;
   for (int64_t w = 0; w < windows; w++) {
-    sess.reset();
+    engine.clear_sequence(seq);
     const int32_t* win = ids.data() + w * ctx;
-    sess.forward(win, ctx, &logits, true);
-    for (int64_t t = 0; t + 1 < ctx; t++) nll += token_nll(logits.data() + t * V, V, win[t + 1]);
+    engine.feed(seq, win, ctx, true);
+    for (int64_t t = 0; t + 1 < ctx; t++) nll += token_nll(engine.logits(t), V, win[t + 1]);
     bar.update(w + 1, cat("ppl ", std::exp(nll / double((w + 1) * (ctx - 1)))));
   }
   bar.finish();

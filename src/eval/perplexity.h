@@ -20,7 +20,4 @@ struct PerplexityResult {
 PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& ids, int64_t ctx, int64_t max_windows,
                             const ExecContext& ectx, bool progress);
 
-// Sum of -log softmax(logits)[target] in double, logits [vocab].
-double token_nll(const float* logits, int64_t vocab, int32_t target);
-
 }  // namespace sq

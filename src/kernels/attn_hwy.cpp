@@ -36,15 +36,17 @@ HWY_INLINE float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, s
   return s;
 }
 
-void AttnHead(const float* q, const float* k, const float* v, size_t stride, size_t len, size_t hd, float scale,
-              float* s, float* out) {
+void AttnHead(const float* q, const KvSpan* spans, size_t n_spans, size_t off, size_t stride, size_t hd,
+              float scale, float* s, float* out) {
   const DF df;
   const size_t N = hn::Lanes(df);
   float mx = -INFINITY;
-  for (size_t j = 0; j < len; j++) {
-    s[j] = Dot(q, k + j * stride, hd) * scale;
-    mx = std::max(mx, s[j]);
-  }
+  size_t len = 0;
+  for (size_t b = 0; b < n_spans; b++)
+    for (size_t j = 0; j < spans[b].len; j++) {
+      s[len] = Dot(q, spans[b].k + j * stride + off, hd) * scale;
+      mx = std::max(mx, s[len++]);
+    }
   // exp(s - max) in vectors; the sum in f64 per vector, as the reference sums in f64.
   double sum = 0;
   size_t j = 0;
@@ -66,11 +68,13 @@ void AttnHead(const float* q, const float* k, const float* v, size_t stride, siz
     const size_t nv = std::min(kMaxVec, (hd - i0) / N);
     VF acc[kMaxVec];
     for (size_t t = 0; t < kMaxVec; t++) acc[t] = hn::Zero(df);
-    for (size_t jj = 0; jj < len; jj++) {
-      const VF a = hn::Set(df, s[jj] * inv);
-      const float* vv = v + jj * stride + i0;
-      for (size_t t = 0; t < nv; t++) acc[t] = hn::MulAdd(a, hn::LoadU(df, vv + t * N), acc[t]);
-    }
+    size_t at = 0;
+    for (size_t b = 0; b < n_spans; b++)
+      for (size_t jj = 0; jj < spans[b].len; jj++, at++) {
+        const VF a = hn::Set(df, s[at] * inv);
+        const float* vv = spans[b].v + jj * stride + off + i0;
+        for (size_t t = 0; t < nv; t++) acc[t] = hn::MulAdd(a, hn::LoadU(df, vv + t * N), acc[t]);
+      }
     for (size_t t = 0; t < nv; t++) hn::StoreU(acc[t], df, out + i0 + t * N);
     if (nv < kMaxVec) {
       i0 += nv * N;
@@ -79,7 +83,9 @@ void AttnHead(const float* q, const float* k, const float* v, size_t stride, siz
   }
   for (size_t i = i0; i < hd; i++) {  // columns past the last whole vector
     float o = 0;
-    for (size_t jj = 0; jj < len; jj++) o += s[jj] * inv * v[jj * stride + i];
+    size_t at = 0;
+    for (size_t b = 0; b < n_spans; b++)
+      for (size_t jj = 0; jj < spans[b].len; jj++, at++) o += s[at] * inv * spans[b].v[jj * stride + off + i];
     out[i] = o;
   }
 }

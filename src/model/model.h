@@ -1,7 +1,9 @@
 // A loaded model: config, tensor names, and weights in their stored formats. Linear weights are
 // LinearWeight objects (dense views into the mmapped checkpoint, or quantized formats); norms and
-// biases are small f32 copies. Members are public so quantization pipelines can swap in
-// in-memory quantized layers or smoothed norms and evaluate the result without writing it out.
+// biases are small f32 copies. What a layer holds is given by the family's description
+// (model/arch/arch.h): the linears by role, norm biases for LayerNorm families, linear biases where the
+// description says so. Members are public so quantization pipelines can swap in in-memory quantized
+// layers or smoothed norms and evaluate the result without writing it out.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -17,13 +19,13 @@
 namespace sq {
 
 struct LayerWeights {
-  std::vector<float> attn_norm_w, attn_norm_b;  // [hidden]; _b only for opt (LayerNorm)
-  std::vector<float> mlp_norm_w, mlp_norm_b;
-  // llama/mistral: q k v o gate up down. opt: q k v o(out_proj) up(fc1) down(fc2), gate null.
-  std::unique_ptr<LinearWeight> q, k, v, o, gate, up, down;
-  std::vector<float> bq, bk, bv, bo, bup, bdown;  // opt biases (empty for llama)
+  std::vector<float> norm_w[2], norm_b[2];    // [hidden]: 0 = attention norm, 1 = MLP norm; _b when LayerNorm
+  std::unique_ptr<LinearWeight> lin[kRoles];  // by role_index; null for roles the family lacks
+  std::vector<float> bias[kRoles];            // [rows] where the description has a bias, else empty
 
-  // The linears with their checkpoint prefixes, in forward order (for quantizers and inspect).
+  LinearWeight* linear(Role r) const { return lin[role_index(r)].get(); }
+  const float* bias_of(Role r) const { return bias[role_index(r)].empty() ? nullptr : bias[role_index(r)].data(); }
+  // The linears with their checkpoint prefixes, in the description's order (quantizers, inspect).
   std::vector<std::pair<std::string, std::unique_ptr<LinearWeight>*>> linears(const TensorNames& n, int64_t i);
 };
 
@@ -33,10 +35,12 @@ struct Model {
   std::unique_ptr<Checkpoint> ckpt;
   TensorNames names;
   const TensorView* embed = nullptr;      // [vocab, hidden], stored dtype
-  const TensorView* pos_embed = nullptr;  // opt: [max_pos + 2, hidden]
+  const TensorView* pos_embed = nullptr;  // learned positions: [max_pos + pos_offset, hidden]
   std::vector<float> final_norm_w, final_norm_b;
   std::unique_ptr<LinearWeight> head;     // [vocab, hidden]
   std::vector<LayerWeights> layers;
+
+  const ArchDesc& arch() const { return *cfg.arch; }
 
   // Loads config.json, the safetensors (single or sharded) and every weight, validating names,
   // shapes and dtypes against the config. Throws sq::Error naming the file and problem.

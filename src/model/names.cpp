@@ -5,49 +5,58 @@
 
 namespace sq {
 
-std::string TensorNames::layer_prefix(int64_t i) const { return root + "layers." + std::to_string(i) + "."; }
-
-std::string TensorNames::attn_norm(int64_t i) const {
-  return layer_prefix(i) + (arch == Arch::kOpt ? "self_attn_layer_norm" : "input_layernorm");
+std::string TensorNames::layer_prefix(int64_t i) const {
+  return root + arch->layers + "." + std::to_string(i) + ".";
 }
 
-std::string TensorNames::mlp_norm(int64_t i) const {
-  return layer_prefix(i) + (arch == Arch::kOpt ? "final_layer_norm" : "post_attention_layernorm");
+std::string TensorNames::norm(int64_t i, int which) const {
+  return layer_prefix(i) + (which == 0 ? arch->attn_norm : arch->mlp_norm);
+}
+
+std::string TensorNames::linear(int64_t i, Role r) const {
+  const LinearDesc* l = arch->find(r);
+  SQ_CHECK(l != nullptr, arch->model_type, " layers have no ", role_name(r), " linear");
+  return layer_prefix(i) + l->name;
 }
 
 std::vector<std::string> TensorNames::linears(int64_t i) const {
-  std::string p = layer_prefix(i);
-  if (arch == Arch::kOpt)
-    return {p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj", p + "self_attn.out_proj",
-            p + "fc1", p + "fc2"};
-  return {p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj", p + "self_attn.o_proj",
-          p + "mlp.gate_proj", p + "mlp.up_proj", p + "mlp.down_proj"};
+  std::vector<std::string> v;
+  for (const LinearDesc& l : arch->linears) v.push_back(layer_prefix(i) + l.name);
+  return v;
+}
+
+TensorNames tensor_names(const ModelConfig& cfg, const std::string& root, bool tied_head) {
+  const ArchDesc& a = *cfg.arch;
+  TensorNames n;
+  n.arch = &a;
+  n.root = root;
+  n.embed = root + a.embed + ".weight";
+  if (a.pos == PosKind::kLearned) n.pos_embed = root + a.pos_embed + ".weight";
+  n.final_norm = root + a.final_norm;
+  n.head_is_embed = tied_head;
+  n.head = tied_head ? n.embed : a.head + ".weight";
+  return n;
 }
 
 TensorNames tensor_names(const ModelConfig& cfg, const Checkpoint& ckpt) {
-  TensorNames n;
-  n.arch = cfg.arch;
-  if (cfg.arch == Arch::kOpt) {
-    n.root = ckpt.has("model.decoder.embed_tokens.weight") ? "model.decoder." : "decoder.";
-    n.embed = n.root + "embed_tokens.weight";
-    n.pos_embed = n.root + "embed_positions.weight";
-    n.final_norm = n.root + "final_layer_norm";
-  } else {
-    n.root = "model.";
-    n.embed = "model.embed_tokens.weight";
-    n.final_norm = "model.norm";
-  }
-  if (!ckpt.has(n.embed)) fail(ckpt.dir().string(), ": tensor '", n.embed, "' not found (is this a ", cfg.model_type, " checkpoint?)");
+  const ArchDesc& a = *cfg.arch;
+  std::string root;
+  for (const std::string& r : a.roots)
+    if (ckpt.has(r + a.embed + ".weight")) {
+      root = r;
+      break;
+    }
+  if (root.empty())
+    fail(ckpt.dir().string(), ": tensor '", a.roots[0], a.embed, ".weight' not found (is this a ", cfg.model_type,
+         " checkpoint?)");
   // A quantized head (`quantize --head-bits`) stores lm_head.qcodes (lut) or lm_head.qweight (int4).
-  if (ckpt.has("lm_head.weight") || ckpt.has("lm_head.qcodes") || ckpt.has("lm_head.qweight")) {
-    n.head = "lm_head.weight";
-  } else if (cfg.tie_embeddings || cfg.arch == Arch::kOpt) {
-    n.head = n.embed;
-    n.head_is_embed = true;
-  } else {
-    fail(ckpt.dir().string(), ": tensor 'lm_head.weight' not found and tie_word_embeddings is false");
+  bool tied = false;
+  if (!ckpt.has(a.head + ".weight") && !ckpt.has(a.head + ".qcodes") && !ckpt.has(a.head + ".qweight")) {
+    if (!cfg.tie_embeddings)
+      fail(ckpt.dir().string(), ": tensor '", a.head, ".weight' not found and tie_word_embeddings is false");
+    tied = true;
   }
-  return n;
+  return tensor_names(cfg, root, tied);
 }
 
 std::string head_prefix(const TensorNames& names) {
@@ -59,6 +68,36 @@ std::vector<std::string> all_linears(const ModelConfig& cfg, const TensorNames& 
   for (int64_t i = 0; i < cfg.n_layers; i++)
     for (auto& l : names.linears(i)) v.push_back(l);
   return v;
+}
+
+std::vector<TensorSpec> checkpoint_tensors(const ModelConfig& c, const TensorNames& n) {
+  const ArchDesc& a = *c.arch;
+  const int64_t H = c.hidden;
+  std::vector<TensorSpec> t;
+  t.push_back({n.embed, {c.vocab_size, H}, TensorKind::kEmbedding});
+  if (a.pos == PosKind::kLearned) t.push_back({n.pos_embed, {c.max_pos + a.pos_offset, H}, TensorKind::kEmbedding});
+  for (int64_t i = 0; i < c.n_layers; i++) {
+    // In forward order: each norm right before the linears that read it.
+    auto norm = [&](int which) {
+      t.push_back({n.norm(i, which) + ".weight", {H}, TensorKind::kNormWeight});
+      if (a.norm_bias()) t.push_back({n.norm(i, which) + ".bias", {H}, TensorKind::kNormBias});
+    };
+    norm(0);
+    bool mlp_norm_done = false;
+    for (const LinearDesc& l : a.linears) {
+      if (!mlp_norm_done && (l.role == Role::kGate || l.role == Role::kUp || l.role == Role::kDown)) {
+        norm(1);
+        mlp_norm_done = true;
+      }
+      const std::string p = n.layer_prefix(i) + l.name;
+      t.push_back({p + ".weight", {dim(c, l.out), dim(c, l.in)}, TensorKind::kLinearWeight});
+      if (l.bias) t.push_back({p + ".bias", {dim(c, l.out)}, TensorKind::kLinearBias});
+    }
+  }
+  t.push_back({n.final_norm + ".weight", {H}, TensorKind::kNormWeight});
+  if (a.norm_bias()) t.push_back({n.final_norm + ".bias", {H}, TensorKind::kNormBias});
+  if (!n.head_is_embed) t.push_back({n.head, {c.vocab_size, H}, TensorKind::kLinearWeight});
+  return t;
 }
 
 }  // namespace sq

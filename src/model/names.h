@@ -1,39 +1,52 @@
-// Tensor names of the supported architectures, in one place: the engine, the calibration code and
-// the quantizers all address weights through these functions.
-//   llama/mistral: model.embed_tokens, model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj,
-//                  post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head
-//   opt:           [model.]decoder.{embed_tokens, embed_positions, final_layer_norm},
-//                  [model.]decoder.layers.{i}.{self_attn_layer_norm, self_attn.{q,k,v,out}_proj,
-//                  final_layer_norm, fc1, fc2}  (facebook/opt checkpoints have no "model." prefix)
+// Tensor names of a loaded checkpoint, resolved from its family's description (model/arch/arch.h):
+// the engine, the calibration code, the quantizers and the test fixtures all address weights through
+// these functions. For llama: model.embed_tokens, model.layers.{i}.{input_layernorm,
+// self_attn.{q,k,v,o}_proj, post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm, lm_head.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "io/config.h"
+#include "model/arch/arch.h"
 
 namespace sq {
 
 class Checkpoint;
 
 struct TensorNames {
-  std::string embed, pos_embed /* opt only */, final_norm, head /* == embed when tied and absent */;
+  const ArchDesc* arch = nullptr;
+  std::string root;  // the root the checkpoint uses ("model.", "model.decoder.", "decoder.")
+  std::string embed, pos_embed /* kLearned only */, final_norm /* prefix, no ".weight" */;
+  std::string head;  // full name of the head's weight; == embed when tied
   bool head_is_embed = false;
-  // Per layer i: the prefixes (no ".weight") of the norms and the linears, in the order of the forward.
-  std::string layer_prefix(int64_t i) const;
-  std::string attn_norm(int64_t i) const;
-  std::string mlp_norm(int64_t i) const;
-  std::vector<std::string> linears(int64_t i) const;  // llama: q k v o gate up down; opt: q k v out fc1 fc2
-  Arch arch = Arch::kLlama;
-  std::string root;  // "model." / "model.decoder." / "decoder."
+
+  std::string layer_prefix(int64_t i) const;  // "model.layers.3."
+  std::string norm(int64_t i, int which) const;  // prefix of norm 0 (attention) or 1 (MLP) of layer i
+  std::string attn_norm(int64_t i) const { return norm(i, 0); }
+  std::string mlp_norm(int64_t i) const { return norm(i, 1); }
+  std::string linear(int64_t i, Role r) const;  // prefix, e.g. "model.layers.3.mlp.up_proj"
+  std::vector<std::string> linears(int64_t i) const;  // the layer's linears in the description's order
 };
 
 // The head's linear prefix ("lm_head"), or "" when the head is the tied embedding table.
 std::string head_prefix(const TensorNames& names);
 
-// Resolves names against the checkpoint (prefix variants, tied head).
+// Names for a checkpoint: the first root of the description under which the embedding exists (the
+// checkpoint may be absent: the description's first root), and a tied head unless lm_head is stored.
 TensorNames tensor_names(const ModelConfig& cfg, const Checkpoint& ckpt);
+TensorNames tensor_names(const ModelConfig& cfg, const std::string& root, bool tied_head);
 
 // All quantizable linear prefixes of the model, layer by layer.
 std::vector<std::string> all_linears(const ModelConfig& cfg, const TensorNames& names);
+
+// Every tensor a dense checkpoint of this configuration holds, from the description: for synth and the
+// test fixtures' writers (and what Model::load expects).
+enum class TensorKind { kEmbedding, kNormWeight, kNormBias, kLinearWeight, kLinearBias };
+struct TensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  TensorKind kind;
+};
+std::vector<TensorSpec> checkpoint_tensors(const ModelConfig& cfg, const TensorNames& names);
 
 }  // namespace sq

@@ -1,85 +1,106 @@
 #include "model/ops.h"
 
 #include <algorithm>
-#include <cmath>
-
-#include "kernels/attn.h"
 
 namespace sq {
 
-void rmsnorm(const float* x, const float* w, float* out, int64_t n, int64_t dim, double eps) {
+template <typename T>
+void rmsnorm_rows(const T* x, const T* w, int64_t n, int64_t d, double eps, T* y, T* inv) {
   for (int64_t t = 0; t < n; t++) {
-    const float* xr = x + t * dim;
+    const T* xr = x + t * d;
     double ss = 0;
-    for (int64_t i = 0; i < dim; i++) ss += double(xr[i]) * xr[i];
-    float inv = float(1.0 / std::sqrt(ss / double(dim) + eps));
-    for (int64_t i = 0; i < dim; i++) out[t * dim + i] = xr[i] * inv * w[i];
+    for (int64_t j = 0; j < d; j++) ss += double(xr[j]) * double(xr[j]);
+    const T r = T(1.0 / std::sqrt(ss / double(d) + eps));
+    if (inv) inv[t] = r;
+    T* yr = y + t * d;
+    for (int64_t j = 0; j < d; j++) yr[j] = xr[j] * r * w[j];
   }
 }
 
-void layernorm(const float* x, const float* w, const float* b, float* out, int64_t n, int64_t dim, double eps) {
+template <typename T>
+void layernorm_rows(const T* x, const T* w, const T* b, int64_t n, int64_t d, double eps, T* y, T* mean, T* rstd) {
   for (int64_t t = 0; t < n; t++) {
-    const float* xr = x + t * dim;
-    double mean = 0, var = 0;
-    for (int64_t i = 0; i < dim; i++) mean += xr[i];
-    mean /= double(dim);
-    for (int64_t i = 0; i < dim; i++) var += (xr[i] - mean) * (xr[i] - mean);
-    var /= double(dim);
-    double inv = 1.0 / std::sqrt(var + eps);
-    for (int64_t i = 0; i < dim; i++) out[t * dim + i] = float((xr[i] - mean) * inv) * w[i] + b[i];
+    const T* xr = x + t * d;
+    double s = 0;
+    for (int64_t j = 0; j < d; j++) s += double(xr[j]);
+    const double mu = s / double(d);
+    double v = 0;
+    for (int64_t j = 0; j < d; j++) v += (double(xr[j]) - mu) * (double(xr[j]) - mu);
+    const T r = T(1.0 / std::sqrt(v / double(d) + eps));
+    if (mean) mean[t] = T(mu);
+    if (rstd) rstd[t] = r;
+    T* yr = y + t * d;
+    for (int64_t j = 0; j < d; j++) yr[j] = (xr[j] - T(mu)) * r * w[j] + b[j];
   }
 }
 
-void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t pos0, double theta) {
-  const int64_t half = head_dim / 2;
-  std::vector<float> cs(half), sn(half);
-  for (int64_t t = 0; t < n; t++) {
-    double pos = double(pos0 + t);
-    for (int64_t i = 0; i < half; i++) {
-      double a = pos * std::pow(theta, -2.0 * double(i) / double(head_dim));
-      cs[i] = float(std::cos(a));
-      sn[i] = float(std::sin(a));
+template <typename T>
+void RopeTable<T>::build(int64_t n_positions, int64_t head_dim, double theta) {
+  positions = n_positions;
+  half = head_dim / 2;
+  cos.resize(size_t(positions * half));
+  sin.resize(size_t(positions * half));
+  for (int64_t i = 0; i < half; i++) {
+    const double inv_freq = std::pow(theta, -2.0 * double(i) / double(head_dim));
+    for (int64_t p = 0; p < positions; p++) {
+      const double ang = double(p) * inv_freq;
+      cos[size_t(p * half + i)] = T(std::cos(ang));
+      sin[size_t(p * half + i)] = T(std::sin(ang));
     }
+  }
+}
+
+template <typename T>
+void rope_rows(T* x, int64_t n, int64_t n_heads, int64_t head_dim, const int64_t* pos, const RopeTable<T>& table,
+               bool inverse) {
+  const int64_t h2 = head_dim / 2;
+  for (int64_t t = 0; t < n; t++) {
+    const T* c = table.cos.data() + pos[t] * h2;
+    const T* s = table.sin.data() + pos[t] * h2;
     for (int64_t h = 0; h < n_heads; h++) {
-      float* v = x + (t * n_heads + h) * head_dim;
-      for (int64_t i = 0; i < half; i++) {
-        float a = v[i], b = v[i + half];
-        v[i] = a * cs[i] - b * sn[i];
-        v[i + half] = b * cs[i] + a * sn[i];
+      T* p = x + (t * n_heads + h) * head_dim;
+      for (int64_t i = 0; i < h2; i++) {
+        const T a = p[i], b = p[i + h2];
+        const T si = inverse ? -s[i] : s[i];
+        p[i] = a * c[i] - b * si;
+        p[i + h2] = b * c[i] + a * si;
       }
     }
   }
 }
 
-void add_bias(float* y, const float* b, int64_t n, int64_t dim) {
+template <typename T>
+void add_bias_rows(T* y, const T* b, int64_t n, int64_t dim) {
   for (int64_t t = 0; t < n; t++)
     for (int64_t i = 0; i < dim; i++) y[t * dim + i] += b[i];
 }
 
-void silu_mul(float* g, const float* u, int64_t count) {
-  for (int64_t i = 0; i < count; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+namespace {
+template <typename T>
+double lse(const T* l, int64_t V) {
+  double mx = double(l[0]);
+  for (int64_t i = 1; i < V; i++) mx = std::max(mx, double(l[i]));
+  double sum = 0;
+  for (int64_t i = 0; i < V; i++) sum += std::exp(double(l[i]) - mx);
+  return mx + std::log(sum);
+}
+}  // namespace
+
+double log_sum_exp(const float* logits, int64_t vocab) { return lse(logits, vocab); }
+double log_sum_exp(const double* logits, int64_t vocab) { return lse(logits, vocab); }
+
+double token_nll(const float* logits, int64_t vocab, int32_t target) {
+  return log_sum_exp(logits, vocab) - double(logits[target]);
 }
 
-void relu(float* x, int64_t count) {
-  for (int64_t i = 0; i < count; i++) x[i] = std::max(x[i], 0.0f);
-}
-
-void attention(const float* q, const float* k_cache, const float* v_cache, float* out, int64_t n, int64_t pos0,
-               int64_t n_heads, int64_t n_kv_heads, int64_t head_dim, int64_t window, float scale,
-               const ExecContext& ctx) {
-  const int64_t group = n_heads / n_kv_heads, kv_stride = n_kv_heads * head_dim;
-  const int64_t q_stride = n_heads * head_dim;
-  const kernels::AttnHeadFn head = kernels::attn_head_fn(resolve_isa(ctx.isa));
-  // One task per (query, head); each thread reuses one score buffer as long as the longest context.
-  std::vector<std::vector<float>> scores(size_t(ctx.pool->size()), std::vector<float>(size_t(pos0 + n)));
-  ctx.pool->run(size_t(n * n_heads), [&](size_t task, int thread) {
-    const int64_t t = int64_t(task) / n_heads, h = int64_t(task) % n_heads, kvh = h / group;
-    const int64_t p = pos0 + t;
-    const int64_t lo = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
-    head(q + t * q_stride + h * head_dim, k_cache + lo * kv_stride + kvh * head_dim,
-         v_cache + lo * kv_stride + kvh * head_dim, size_t(kv_stride), size_t(p - lo + 1), size_t(head_dim), scale,
-         scores[size_t(thread)].data(), out + t * q_stride + h * head_dim);
-  });
-}
+#define SQ_INSTANTIATE(T)                                                                                    \
+  template void rmsnorm_rows<T>(const T*, const T*, int64_t, int64_t, double, T*, T*);                       \
+  template void layernorm_rows<T>(const T*, const T*, const T*, int64_t, int64_t, double, T*, T*, T*);       \
+  template struct RopeTable<T>;                                                                              \
+  template void rope_rows<T>(T*, int64_t, int64_t, int64_t, const int64_t*, const RopeTable<T>&, bool);      \
+  template void add_bias_rows<T>(T*, const T*, int64_t, int64_t);
+SQ_INSTANTIATE(float)
+SQ_INSTANTIATE(double)
+#undef SQ_INSTANTIATE
 
 }  // namespace sq

@@ -10,23 +10,44 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "io/config.h"
+#include "model/names.h"
 
 namespace sq {
 
 namespace {
 
-struct Shape {
-  std::string model_type;
-  int64_t hidden, inter, heads, kv_heads, layers, vocab, max_pos;
-  double theta;
-  int64_t window;
-};
-
-Shape shape_of(const std::string& like) {
-  if (like == "llama-7b") return {"llama", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, 0};
-  if (like == "llama-13b") return {"llama", 5120, 13824, 40, 40, 40, 32000, 4096, 10000.0, 0};
-  if (like == "mistral-7b") return {"mistral", 4096, 14336, 32, 8, 32, 32000, 32768, 10000.0, 4096};
-  if (like == "opt-6.7b") return {"opt", 4096, 16384, 32, 32, 32, 50272, 2048, 0, 0};
+// The real models' shapes: a config of the family (model/arch/) with their dimensions.
+ModelConfig preset(const std::string& like) {
+  struct P {
+    const char* name;
+    const char* type;
+    int64_t hidden, inter, heads, kv_heads, layers, vocab, max_pos, window;
+  };
+  static const P kPresets[] = {{"llama-7b", "llama", 4096, 11008, 32, 32, 32, 32000, 4096, 0},
+                               {"llama-13b", "llama", 5120, 13824, 40, 40, 40, 32000, 4096, 0},
+                               {"mistral-7b", "mistral", 4096, 14336, 32, 8, 32, 32000, 32768, 4096},
+                               {"opt-6.7b", "opt", 4096, 16384, 32, 32, 32, 50272, 2048, 0}};
+  for (const P& p : kPresets) {
+    if (like != p.name) continue;
+    ModelConfig c;
+    c.arch = &arch_for(p.type, "synth");
+    c.model_type = p.type;
+    c.hidden = p.hidden;
+    c.intermediate = p.inter;
+    c.n_heads = p.heads;
+    c.n_kv_heads = p.kv_heads;
+    c.n_layers = p.layers;
+    c.vocab_size = p.vocab;
+    c.max_pos = p.max_pos;
+    c.sliding_window = p.window;
+    c.norm_eps = 1e-5;
+    c.rope_theta = 10000.0;
+    c.tie_embeddings = c.arch->pos == PosKind::kLearned;  // OPT ties its head; the LLaMAs do not
+    c.bos_id = c.arch->default_bos;
+    c.eos_id = c.arch->default_eos;
+    return c;
+  }
   fail("--like '", like, "' is not one of llama-7b, llama-13b, mistral-7b, opt-6.7b");
 }
 
@@ -36,65 +57,27 @@ uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-struct Tensor {
-  std::string name;
-  std::vector<int64_t> shape;
-  float scale;  // Laplace scale; 0 = a norm weight (values near 1)
-  bool ones = false;
-};
-
 }  // namespace
 
 size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path& out_dir, const ExecContext& ctx) {
   namespace fs = std::filesystem;
-  Shape s = shape_of(o.like);
-  if (o.layers > 0) s.layers = o.layers;
-  if (o.hidden > 0) s.hidden = o.hidden;
-  if (o.intermediate > 0) s.inter = o.intermediate;
+  ModelConfig c = preset(o.like);
+  if (o.layers > 0) c.n_layers = o.layers;
+  if (o.hidden > 0) c.hidden = o.hidden;
+  if (o.intermediate > 0) c.intermediate = o.intermediate;
   if (o.heads > 0) {  // keeps the real model's query heads per KV head (GQA), at least one KV head
-    const int64_t per_kv = s.heads / s.kv_heads;
-    s.heads = o.heads;
-    s.kv_heads = std::max<int64_t>(1, o.heads / per_kv);
-    SQ_CHECK(s.heads % s.kv_heads == 0, "synth: ", s.heads, " heads cannot share ", s.kv_heads, " KV heads");
+    const int64_t per_kv = c.n_heads / c.n_kv_heads;
+    c.n_heads = o.heads;
+    c.n_kv_heads = std::max<int64_t>(1, o.heads / per_kv);
+    SQ_CHECK(c.n_heads % c.n_kv_heads == 0, "synth: ", c.n_heads, " heads cannot share ", c.n_kv_heads, " KV heads");
   }
-  if (o.vocab > 0) s.vocab = o.vocab;
+  if (o.vocab > 0) c.vocab_size = o.vocab;
+  c.head_dim = c.hidden / c.n_heads;
   SQ_CHECK(o.dtype == DType::F16 || o.dtype == DType::BF16 || o.dtype == DType::F32, "--dtype must be f16, bf16 or f32");
-  const bool opt = s.model_type == "opt";
-  const int64_t H = s.hidden, I = s.inter, hd = H / s.heads, kvd = s.kv_heads * hd;
-
-  std::vector<Tensor> ts;
-  const float ws = 0.02f;  // typical std of LLM weights
-  std::string root = opt ? "model.decoder." : "model.";
-  ts.push_back({root + "embed_tokens.weight", {s.vocab, H}, ws});
-  if (opt) ts.push_back({root + "embed_positions.weight", {s.max_pos + 2, H}, ws});
-  for (int64_t i = 0; i < s.layers; i++) {
-    std::string p = root + "layers." + std::to_string(i) + ".";
-    auto lin = [&](const std::string& n, int64_t r, int64_t c) {
-      ts.push_back({p + n + ".weight", {r, c}, ws});
-      if (opt) ts.push_back({p + n + ".bias", {r}, ws});
-    };
-    auto norm = [&](const std::string& n) {
-      ts.push_back({p + n + ".weight", {H}, 0, true});
-      if (opt) ts.push_back({p + n + ".bias", {H}, ws});
-    };
-    norm(opt ? "self_attn_layer_norm" : "input_layernorm");
-    lin("self_attn.q_proj", H, H);
-    lin("self_attn.k_proj", kvd, H);
-    lin("self_attn.v_proj", kvd, H);
-    lin(opt ? "self_attn.out_proj" : "self_attn.o_proj", H, H);
-    norm(opt ? "final_layer_norm" : "post_attention_layernorm");
-    if (opt) {
-      lin("fc1", I, H);
-      lin("fc2", H, I);
-    } else {
-      lin("mlp.gate_proj", I, H);
-      lin("mlp.up_proj", I, H);
-      lin("mlp.down_proj", H, I);
-    }
-  }
-  ts.push_back({root + (opt ? "final_layer_norm.weight" : "norm.weight"), {H}, 0, true});
-  if (opt) ts.push_back({root + "final_layer_norm.bias", {H}, ws});
-  else ts.push_back({"lm_head.weight", {s.vocab, H}, ws});
+  // Every tensor of the family's checkpoint: weights and embeddings heavy-tailed around 0 (scale 0.02,
+  // a typical std of LLM weights), norm weights near 1, biases like weights.
+  const std::vector<TensorSpec> ts = checkpoint_tensors(c, tensor_names(c, c.arch->roots[0], c.tie_embeddings));
+  const float ws = 0.02f;
 
   // Header first (offsets are known from the shapes), then each tensor generated in parallel chunks.
   const size_t esz = dtype_size(o.dtype);
@@ -136,11 +119,11 @@ size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path&
           uint64_t r = mix(st);
           double u = (double(r >> 11) + 0.5) * 0x1.0p-53;
           float v;
-          if (t.ones) {
+          if (t.kind == TensorKind::kNormWeight) {
             v = 1.0f + 0.1f * float(u - 0.5);
           } else {
             // Laplace(0, scale/sqrt2): heavier tails than a Gaussian of the same std; ~1e-4 outliers x 10.
-            double mag = -std::log(u) * t.scale * 0.7071;
+            double mag = -std::log(u) * ws * 0.7071;
             if ((r & 0x3ff) < 2 && ((r >> 10) & 0x7) == 0) mag *= 10.0;
             v = float(r & (1ull << 63) ? -mag : mag);
           }
@@ -157,33 +140,9 @@ size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path&
     f.commit();
     bar.finish();
   }
-  nlohmann::json cfg = {{"model_type", s.model_type},
-                        {"vocab_size", s.vocab},
-                        {"hidden_size", H},
-                        {"num_hidden_layers", s.layers},
-                        {"num_attention_heads", s.heads},
-                        {"max_position_embeddings", s.max_pos},
-                        {"bos_token_id", opt ? 2 : 1},
-                        {"eos_token_id", 2},
-                        {"torch_dtype", o.dtype == DType::F16 ? "float16" : o.dtype == DType::BF16 ? "bfloat16" : "float32"},
-                        {"squeeze_synthetic", o.like}};
-  if (opt) {
-    cfg["architectures"] = {"OPTForCausalLM"};
-    cfg["ffn_dim"] = I;
-    cfg["do_layer_norm_before"] = true;
-    cfg["word_embed_proj_dim"] = H;
-    cfg["activation_function"] = "relu";
-    cfg["enable_bias"] = true;
-  } else {
-    cfg["architectures"] = {s.model_type == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM"};
-    cfg["intermediate_size"] = I;
-    cfg["num_key_value_heads"] = s.kv_heads;
-    cfg["rms_norm_eps"] = 1e-5;
-    cfg["rope_theta"] = s.theta;
-    cfg["hidden_act"] = "silu";
-    cfg["tie_word_embeddings"] = false;
-    if (s.window) cfg["sliding_window"] = s.window;
-  }
+  nlohmann::json cfg = c.to_json();
+  cfg["torch_dtype"] = o.dtype == DType::F16 ? "float16" : o.dtype == DType::BF16 ? "bfloat16" : "float32";
+  cfg["squeeze_synthetic"] = o.like;
   write_file_atomic(tmp / "config.json", cfg.dump(2) + "\n");
   if (!o.tokenizer.empty()) {
     fs::copy_file(o.tokenizer, tmp / "tokenizer.model", ec);

@@ -10,7 +10,8 @@
 #include "eval/perplexity.h"
 #include "formats/dense.h"
 #include "io/safetensors.h"
-#include "model/session.h"
+#include "engine/engine.h"
+#include "model/ops.h"
 
 namespace sq {
 
@@ -20,16 +21,12 @@ std::vector<float>* model_vector(Model& m, const std::string& name) {
   for (int64_t i = 0; i < int64_t(m.layers.size()); i++) {
     LayerWeights& L = m.layers[i];
     if (name.rfind(m.names.layer_prefix(i), 0) != 0) continue;
-    if (name == m.names.attn_norm(i) + ".weight") return &L.attn_norm_w;
-    if (name == m.names.attn_norm(i) + ".bias") return &L.attn_norm_b;
-    if (name == m.names.mlp_norm(i) + ".weight") return &L.mlp_norm_w;
-    if (name == m.names.mlp_norm(i) + ".bias") return &L.mlp_norm_b;
-    auto lin = m.names.linears(i);
-    if (m.cfg.arch == Arch::kOpt) {
-      std::vector<float>* b[] = {&L.bq, &L.bk, &L.bv, &L.bo, &L.bup, &L.bdown};
-      for (size_t j = 0; j < lin.size(); j++)
-        if (name == lin[j] + ".bias") return b[j];
+    for (int which = 0; which < 2; which++) {
+      if (name == m.names.norm(i, which) + ".weight") return &L.norm_w[which];
+      if (name == m.names.norm(i, which) + ".bias" && !L.norm_b[which].empty()) return &L.norm_b[which];
     }
+    for (const LinearDesc& ld : m.arch().linears)
+      if (ld.bias && name == m.names.linear(i, ld.role) + ".bias") return &L.bias[role_index(ld.role)];
   }
   fail("no tensor '", name, "' among the model's norms and biases");
 }
@@ -79,15 +76,17 @@ double calibration_loss(const Model& model, const std::vector<std::vector<int32_
   SQ_CHECK(!windows.empty(), "calibration loss needs at least one window");
   int64_t L = 0;
   for (auto& w : windows) L = std::max<int64_t>(L, int64_t(w.size()));
-  Session s(model, ctx, L);
+  EngineOptions eo;
+  eo.kv_tokens = L;
+  Engine engine(model, ctx, eo);
+  const int32_t seq = engine.add_sequence();
   const int64_t V = model.cfg.vocab_size;
-  std::vector<float> logits;
   double total = 0;
   for (auto& w : windows) {
-    s.reset();
-    s.forward(w.data(), int64_t(w.size()), &logits, true);
+    engine.clear_sequence(seq);
+    engine.feed(seq, w.data(), int64_t(w.size()), true);
     double nll = 0;
-    for (size_t t = 0; t + 1 < w.size(); t++) nll += token_nll(logits.data() + t * V, V, w[t + 1]);
+    for (size_t t = 0; t + 1 < w.size(); t++) nll += token_nll(engine.logits(int64_t(t)), V, w[t + 1]);
     total += nll / double(w.size() - 1);
   }
   return total / double(windows.size());

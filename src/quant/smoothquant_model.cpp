@@ -26,97 +26,71 @@ std::span<const float> absmax_of(const Sensitivity& sens, const std::string& lin
 QuantizedModel smoothquant_at(Model& m, const QuantizeOptions& o, const Sensitivity& sens, std::optional<double> alpha,
                               const ExecContext& ctx) {
   const ModelConfig& c = m.cfg;
-  const bool opt = c.arch == Arch::kOpt;
-  const int64_t H = c.hidden, I = c.intermediate, hd = c.head_dim;
+  const ArchDesc& arch = m.arch();
+  const int64_t hd = c.head_dim;
   const int64_t group = o.group_size > 0 ? o.group_size : 128;
   QuantizedModel q;
   for (int64_t i = 0; i < c.n_layers; i++) {
     LayerWeights& L = m.layers[i];
-    auto lin = L.linears(m.names, i);  // llama: q k v o gate up down; opt: q k v o fc1 fc2
-    std::vector<std::vector<float>> W;
-    for (auto& [name, slot] : lin) W.push_back((*slot)->dequantize());
-    std::vector<float>& Wq = W[0];
-    std::vector<float>& Wk = W[1];
-    std::vector<float>& Wv = W[2];
-    std::vector<float>& Wo = W[3];
-    std::vector<float>& Wup = opt ? W[4] : W[5];
-    std::vector<float>& Wdown = opt ? W[5] : W[6];
-    const int64_t qd = c.n_heads * hd, kvd = c.n_kv_heads * hd;
-    if (alpha) {
+    // Each linear of the layer as f32 [rows, cols], by role.
+    std::vector<float> W[kRoles];
+    for (const LinearDesc& ld : arch.linears) W[role_index(ld.role)] = L.linear(ld.role)->dequantize();
+    auto rows_of = [&](Role r) { return L.linear(r)->rows(); };
+    auto cols_of = [&](Role r) { return L.linear(r)->cols(); };
+    // The producer's bias (or a norm's weight / bias) divided by s, recorded as a replaced tensor.
+    auto divided = [&](const std::vector<float>& v, std::span<const float> s, const std::string& name) {
+      std::vector<float> nv = v;
+      divide_vector(nv.data(), s);
+      q.replaced[name] = std::move(nv);
+    };
+    for (const SmoothGroup& sg : alpha ? arch.smoothing : std::vector<SmoothGroup>{}) {
+      if ((sg.option == SmoothOption::kUpDown && !o.smooth_up_down) || (sg.option == SmoothOption::kVO && !o.smooth_v_o))
+        continue;
       const double a = *alpha;
-      auto cols = [](std::vector<float>& w) { return std::span<const float>(w); };
-      // attention norm -> q, k, v
-      auto s1 = smooth_scales(absmax_of(sens, lin[0].first, H), {cols(Wq), cols(Wk), cols(Wv)}, H, a);
-      scale_columns(Wq.data(), qd, H, s1);
-      scale_columns(Wk.data(), kvd, H, s1);
-      scale_columns(Wv.data(), kvd, H, s1);
-      std::vector<float> nw = L.attn_norm_w;
-      divide_vector(nw.data(), s1);
-      q.replaced[m.names.attn_norm(i) + ".weight"] = nw;
-      if (opt) {
-        std::vector<float> nb = L.attn_norm_b;
-        divide_vector(nb.data(), s1);
-        q.replaced[m.names.attn_norm(i) + ".bias"] = nb;
-      }
-      // MLP norm -> gate, up (llama) / fc1 (opt)
-      std::vector<std::span<const float>> mlp_in = {cols(Wup)};
-      if (!opt) mlp_in.push_back(cols(W[4]));
-      auto s2 = smooth_scales(absmax_of(sens, lin[opt ? 4 : 5].first, H), mlp_in, H, a);
-      scale_columns(Wup.data(), I, H, s2);
-      if (!opt) scale_columns(W[4].data(), I, H, s2);
-      std::vector<float> mw = L.mlp_norm_w;
-      divide_vector(mw.data(), s2);
-      q.replaced[m.names.mlp_norm(i) + ".weight"] = mw;
-      if (opt) {
-        std::vector<float> mb = L.mlp_norm_b;
-        divide_vector(mb.data(), s2);
-        q.replaced[m.names.mlp_norm(i) + ".bias"] = mb;
-      }
-      // up_proj rows -> down_proj columns: down's input is silu(gate) * up (llama) or relu(fc1) (opt);
-      // both are positively homogeneous in up's / fc1's output, so dividing those rows by s > 0 is exact.
-      if (o.smooth_up_down) {
-        auto s3 = smooth_scales(absmax_of(sens, lin.back().first, I), {cols(Wdown)}, I, a);
-        scale_columns(Wdown.data(), H, I, s3);
-        auto r3 = reciprocal(s3);
-        scale_rows(Wup.data(), I, H, r3);
-        if (opt) {
-          std::vector<float> b = L.bup;
-          divide_vector(b.data(), s3);
-          q.replaced[lin[4].first + ".bias"] = b;
-        }
-      }
-      // v_proj rows -> o_proj columns: attention output is a convex combination of v rows, so a scale
-      // per kv channel passes through; with GQA every query head of a group shares its kv head's scale.
-      if (o.smooth_v_o) {
-        const int64_t grp = c.n_heads / c.n_kv_heads;
-        auto ax = absmax_of(sens, lin[3].first, qd);
-        std::vector<float> act(kvd, 0.0f), wmax(kvd, 0.0f);
+      const Role first = sg.to.front();
+      const int64_t in = cols_of(first);
+      auto act = absmax_of(sens, m.names.linear(i, first), in);
+      if (sg.head_shared) {
+        // v_proj rows -> o_proj columns: attention output is a convex combination of v rows, so a scale
+        // per kv channel passes through; with GQA every query head of a group shares its kv head's scale.
+        const int64_t qd = in, kvd = rows_of(sg.rows), H = rows_of(first), grp = c.n_heads / c.n_kv_heads;
+        const std::vector<float>& Wo = W[role_index(first)];
+        std::vector<float> kv_act(static_cast<size_t>(kvd), 0.0f), wmax(static_cast<size_t>(kvd), 0.0f);
         for (int64_t h = 0; h < c.n_heads; h++)
           for (int64_t d = 0; d < hd; d++) {
-            int64_t col = h * hd + d, kv = (h / grp) * hd + d;
-            act[kv] = std::max(act[kv], std::fabs(ax[col]));
+            const int64_t col = h * hd + d, kv = (h / grp) * hd + d;
+            kv_act[kv] = std::max(kv_act[kv], std::fabs(act[col]));
             for (int64_t r = 0; r < H; r++) wmax[kv] = std::max(wmax[kv], std::fabs(Wo[r * qd + col]));
           }
-        auto s4 = smooth_scales(act, {std::span<const float>(wmax)}, kvd, a);
-        std::vector<float> s4o(qd);
+        auto s4 = smooth_scales(kv_act, {std::span<const float>(wmax)}, kvd, a);
+        std::vector<float> s4o(static_cast<size_t>(qd));
         for (int64_t h = 0; h < c.n_heads; h++)
           for (int64_t d = 0; d < hd; d++) s4o[h * hd + d] = s4[(h / grp) * hd + d];
-        scale_columns(Wo.data(), H, qd, s4o);
-        scale_rows(Wv.data(), kvd, H, reciprocal(s4));
-        if (opt) {
-          std::vector<float> b = L.bv;
-          divide_vector(b.data(), s4);
-          q.replaced[lin[2].first + ".bias"] = b;
-        }
+        scale_columns(W[role_index(first)].data(), H, qd, s4o);
+        scale_rows(W[role_index(sg.rows)].data(), kvd, cols_of(sg.rows), reciprocal(s4));
+        if (L.bias_of(sg.rows)) divided(L.bias[role_index(sg.rows)], s4, m.names.linear(i, sg.rows) + ".bias");
+        continue;
+      }
+      std::vector<std::span<const float>> consumers;
+      for (Role r : sg.to) consumers.push_back(W[role_index(r)]);
+      auto s = smooth_scales(act, consumers, in, a);
+      for (Role r : sg.to) scale_columns(W[role_index(r)].data(), rows_of(r), in, s);
+      if (sg.norm >= 0) {  // a norm's weight and bias
+        divided(L.norm_w[sg.norm], s, m.names.norm(i, sg.norm) + ".weight");
+        if (!L.norm_b[sg.norm].empty()) divided(L.norm_b[sg.norm], s, m.names.norm(i, sg.norm) + ".bias");
+      } else {  // a linear's output rows and bias (up_proj -> down_proj: down's input is homogeneous in them)
+        scale_rows(W[role_index(sg.rows)].data(), rows_of(sg.rows), cols_of(sg.rows), reciprocal(s));
+        if (L.bias_of(sg.rows)) divided(L.bias[role_index(sg.rows)], s, m.names.linear(i, sg.rows) + ".bias");
       }
     }
-    for (size_t j = 0; j < lin.size(); j++) {
-      const auto& w = *lin[j].second;
+    for (const LinearDesc& ld : arch.linears) {
+      const std::string name = m.names.linear(i, ld.role);
+      std::vector<float>& w = W[role_index(ld.role)];
+      const int64_t rows = rows_of(ld.role), cols = cols_of(ld.role);
       if (o.smooth_only)
-        q.linears.emplace(lin[j].first, DenseMatrix{w->rows(), w->cols(), std::move(W[j]), DType::F32});
+        q.linears.emplace(name, DenseMatrix{rows, cols, std::move(w), DType::F32});
       else
-        q.linears.emplace(lin[j].first,
-                          quantize_int4_rtn(W[j].data(), w->rows(), w->cols(), int(group), o.clip_search, ctx));
+        q.linears.emplace(name, quantize_int4_rtn(w.data(), rows, cols, int(group), o.clip_search, ctx));
     }
   }
   // Smoothing alone leaves a dense model: no quantization_config (null is left out of config.json).
