@@ -487,7 +487,9 @@ TEST(SplitRows, GuidedChunksByWork) {
   for (size_t r = 0; r < rows; r++) cum.push_back(cum.back() + 1000 + heavy(r) * 500);
   auto work = [&](size_t r) { return cum[r]; };
   for (int threads : {2, 3, 8}) {
-    const std::vector<size_t> b = kernels::guided_chunks(rows, quantum, work, 5000, threads);
+    size_t arr[kernels::kMaxChunks + 1];
+    const size_t k = kernels::guided_chunks(rows, quantum, work, 5000, threads, arr);
+    const std::vector<size_t> b(arr, arr + k + 1);
     ASSERT_GE(b.size(), 3u);
     EXPECT_EQ(b.front(), 0u);
     EXPECT_EQ(b.back(), rows);
@@ -512,7 +514,14 @@ TEST(SplitRows, GuidedChunksByWork) {
     EXPECT_LT(b[1], 40u);
   }
   // Little work: one chunk.
-  EXPECT_EQ(kernels::guided_chunks(10, 4, [](size_t r) { return r; }, 5000, 2), (std::vector<size_t>{0, 10}));
+  size_t arr[kernels::kMaxChunks + 1];
+  ASSERT_EQ(kernels::guided_chunks(10, 4, [](size_t r) { return r; }, 5000, 2, arr), 1u);
+  EXPECT_EQ(arr[1], 10u);
+  // More chunks than kMaxChunks would give: the last one takes the rest.
+  const size_t k = kernels::guided_chunks(100000, 1, [](size_t r) { return r * 1000; }, 1000, 64, arr);
+  EXPECT_EQ(k, kernels::kMaxChunks);
+  EXPECT_EQ(arr[k], 100000u);
+  for (size_t i = 0; i < k; i++) EXPECT_LT(arr[i], arr[i + 1]);
 }
 
 }  // namespace

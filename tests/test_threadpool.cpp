@@ -2,6 +2,8 @@
 // pool survives them, back-to-back calls (the spinning hand-off) and calls after the workers went to
 // sleep both work, re-entrant and concurrent calls do not deadlock.
 #include <gtest/gtest.h>
+#include <mutex>
+#include <set>
 
 #include <atomic>
 #include <chrono>
@@ -146,6 +148,32 @@ TEST(ThreadPool, ConcurrentCallersBothComplete) {
   t2.join();
   EXPECT_EQ(a.load(), 2000 * 6);
   EXPECT_EQ(b.load(), 2000 * 6);
+}
+
+TEST(ThreadPool, ConcurrentCallersEachGetEveryThread) {
+  // A call from a second thread while the pool is busy waits its turn and then runs on every thread;
+  // it is not silently run serially on its own thread. Every call's tasks must see both threads.
+  ThreadPool pool(2);
+  std::atomic<bool> go{false};
+  std::atomic<int> serial_calls{0};
+  auto caller = [&] {
+    while (!go.load()) std::this_thread::yield();
+    for (int i = 0; i < 20; i++) {
+      std::mutex mu;
+      std::set<int> threads;
+      pool.run(8, [&](size_t, int thread) {
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+        std::lock_guard<std::mutex> lk(mu);
+        threads.insert(thread);
+      });
+      if (threads.size() < 2) serial_calls++;
+    }
+  };
+  std::thread t1(caller), t2(caller);
+  go = true;
+  t1.join();
+  t2.join();
+  EXPECT_EQ(serial_calls.load(), 0);
 }
 
 TEST(ThreadPool, DestroyWhileIdleOrRightAfterACall) {

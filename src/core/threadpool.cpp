@@ -7,6 +7,9 @@ namespace sq {
 
 namespace {
 
+// The pool whose task this thread is running (workers: their pool, always; a caller: during its call).
+thread_local const ThreadPool* tl_running = nullptr;
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -72,6 +75,7 @@ void ThreadPool::work(int index) {
 }
 
 void ThreadPool::worker(int index) {
+  tl_running = this;
   uint32_t seen = 0;
   auto ready = [&] {
     return stop_.load(std::memory_order_acquire) ||
@@ -88,7 +92,7 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run_batch(size_t n_tasks, const TaskFn& fn) {
+void ThreadPool::run_batch(size_t n_tasks, TaskFn fn) {
   generation_++;
   Slot& s = slots_[generation_ & 1];
   s.fn.store(&fn, std::memory_order_relaxed);
@@ -111,13 +115,15 @@ void ThreadPool::run_batch(size_t n_tasks, const TaskFn& fn) {
   }
 }
 
-void ThreadPool::run(size_t n_tasks, const TaskFn& fn) {
+void ThreadPool::run(size_t n_tasks, TaskFn fn) {
   if (n_tasks == 0) return;
-  const bool inline_run = n_threads_ == 1 || n_tasks == 1 || busy_.exchange(true, std::memory_order_acquire);
-  if (inline_run) {  // one thread, one task, or a call nested in (or concurrent with) a running call
+  if (n_threads_ == 1 || n_tasks == 1 || tl_running == this) {  // one thread, one task, or nested in a task
     for (size_t t = 0; t < n_tasks; t++) fn(t, 0);
     return;
   }
+  std::lock_guard<std::mutex> turn(call_mu_);  // a call from another thread finishes first
+  const ThreadPool* outer = tl_running;        // a task of another pool may call this one
+  tl_running = this;
   constexpr size_t kMaxBatch = size_t(1) << 31;  // task indices share a 64-bit word with the generation
   std::exception_ptr err;
   for (size_t base = 0; base < n_tasks && !err; base += kMaxBatch) {
@@ -125,18 +131,17 @@ void ThreadPool::run(size_t n_tasks, const TaskFn& fn) {
     if (base == 0 && n == n_tasks) {
       run_batch(n, fn);
     } else {
-      TaskFn shifted = [&](size_t t, int thread) { fn(base + t, thread); };
+      auto shifted = [&](size_t t, int thread) { fn(base + t, thread); };
       run_batch(n, shifted);
     }
     err = std::move(error_);
     error_ = nullptr;
   }
-  busy_.store(false, std::memory_order_release);
+  tl_running = outer;
   if (err) std::rethrow_exception(err);
 }
 
-void ThreadPool::parallel_for(size_t n, size_t grain,
-                              const std::function<void(size_t, size_t, int)>& fn) {
+void ThreadPool::parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn) {
   if (n == 0) return;
   grain = std::max<size_t>(grain, 1);
   // About 4 chunks per thread balances uneven chunks without much scheduling overhead.

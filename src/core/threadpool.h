@@ -13,10 +13,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
 
 namespace sq {
 
@@ -35,22 +36,25 @@ class ThreadPool {
   // Returns when all tasks are done; it never waits for a worker that has not woken up yet (the
   // caller runs the unclaimed tasks itself). Exceptions in tasks are rethrown here (the first one;
   // the tasks not yet started are skipped).
-  // A call made while the pool is already running one (from inside a task, or from another thread)
-  // runs its tasks serially on the calling thread, as thread index 0, instead of deadlocking.
-  void run(size_t n_tasks, const std::function<void(size_t task, int thread)>& fn);
+  // A call made from inside one of this pool's tasks runs its tasks inline on the calling thread, as
+  // thread index 0 (the outer call already occupies every thread). A call from another thread while a
+  // call is in flight waits until that call has finished and then runs on every thread: callers on
+  // different threads take turns, and no call is silently run on one thread.
+  // fn is not copied and never allocated for (FunctionRef).
+  void run(size_t n_tasks, FunctionRef<void(size_t task, int thread)> fn);
 
   // Splits [0, n) into chunks of at least `grain` and calls fn(begin, end, thread) on each.
-  void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t, int)>& fn);
+  void parallel_for(size_t n, size_t grain, FunctionRef<void(size_t, size_t, int)> fn);
 
   // How long an idle worker spins before sleeping.
   static constexpr int kSpinMicros = 200;
 
  private:
-  using TaskFn = std::function<void(size_t, int)>;
+  using TaskFn = FunctionRef<void(size_t, int)>;
   // The parameters of one call. Two slots alternate by generation parity, so a worker that wakes late
   // for call g reads call g's slot even while the caller fills the next call's.
   struct Slot {
-    std::atomic<const TaskFn*> fn{nullptr};
+    std::atomic<const TaskFn*> fn{nullptr};  // the caller's TaskFn, alive until the call returns
     std::atomic<size_t> n_tasks{0};
     std::atomic<size_t> done{0};       // tasks finished (run or skipped after a failure)
     std::atomic<bool> failed{false};   // a task threw: skip the rest
@@ -58,7 +62,7 @@ class ThreadPool {
 
   void worker(int index);
   void work(int index);  // claims and runs tasks of the current call until none is left
-  void run_batch(size_t n_tasks, const TaskFn& fn);
+  void run_batch(size_t n_tasks, TaskFn fn);
 
   int n_threads_;
   std::vector<std::thread> threads_;
@@ -69,8 +73,8 @@ class ThreadPool {
   // never waiting for workers that have not woken up yet.
   std::atomic<uint64_t> counter_{0};
   Slot slots_[2];
-  uint32_t generation_ = 0;  // the caller's (guarded by busy_)
-  std::atomic<bool> busy_{false};  // a call is in flight (re-entrant and concurrent calls run inline)
+  uint32_t generation_ = 0;  // the caller's (guarded by call_mu_)
+  std::mutex call_mu_;  // held by the call in flight: callers on other threads wait for it
   std::atomic<bool> stop_{false};
 
   std::mutex mu_;  // only for sleeping: cv_start_ (workers) and cv_done_ (the caller)

@@ -1,5 +1,7 @@
 #include "formats/int4_group.h"
 
+#include "kernels/scratch.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -233,7 +235,7 @@ void set_row_codes(Int4Packed& p, int64_t r, const uint8_t* orig) {
 void int4_matmul_rows_ref(const Int4Packed& w, const float* xp, int64_t n, float* y, int64_t r0, int64_t r1) {
   const int64_t G = w.n_groups, cols = w.cols, rows = w.rows;
   // Row r as (code - zero) in stored order, unscaled (2 * row_bytes >= cols entries).
-  std::vector<float> wq(static_cast<size_t>(2 * w.row_bytes));
+  float* wq = kernels::thread_buffer<struct Int4RefRow, float>(size_t(2 * w.row_bytes));  // no allocation per call
   const int64_t nbytes = (cols + 1) / 2;
   for (int64_t r = r0; r < r1; r++) {
     if (!w.lanes.empty()) {

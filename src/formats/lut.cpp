@@ -1,5 +1,7 @@
 #include "formats/lut.h"
 
+#include "kernels/scratch.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -281,12 +283,12 @@ void lut_dequant_row_ref(const LutView& v, int64_t r, float* out) {
 }
 
 void lut_matmul_ref(const LutView& v, const float* x, int64_t n, float* y, int64_t row_begin, int64_t row_end) {
-  std::vector<float> row(size_t(v.cols));
+  float* row = kernels::thread_buffer<struct LutRefRow, float>(size_t(v.cols));  // no allocation per call
   for (int64_t r = row_begin; r < row_end; r++) {
-    lut_decode_row_ref(v, r, row.data());
+    lut_decode_row_ref(v, r, row);
     for (int64_t t = 0; t < n; t++) {
       const float* xt = x + t * v.cols;
-      float acc = dot_ref(row.data(), xt, v.cols);
+      float acc = dot_ref(row, xt, v.cols);
       if (v.nnz > 0)
         for (int32_t j = v.indptr[r]; j < v.indptr[r + 1]; j++) acc += v.deltas[j] * xt[v.indices[j]];
       y[t * v.rows + r] = acc;

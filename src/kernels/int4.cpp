@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "kernels/q8.h"
+#include "kernels/scratch.h"
 #include "kernels/split_rows.h"
 
 namespace sq::kernels {
@@ -37,13 +38,12 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
   }
   const Int4RowsFn fn = table == nullptr ? nullptr : w.lanes.empty() ? table->blocks : table->lanes;
   if (fn == nullptr) {  // the scalar reference, on X in stored order
-    std::vector<float> buf;
     const float* xp = x;
     if (!w.perm.empty()) {
-      buf.resize(N * cols);
+      float* buf = thread_buffer<struct Int4RefX, float>(N * cols);
       for (size_t t = 0; t < N; t++)
         for (size_t k = 0; k < cols; k++) buf[t * cols + k] = x[t * cols + size_t(w.perm[k])];
-      xp = buf.data();
+      xp = buf;
     }
     split_rows(rows, kRowQuantum, work_per_row, ctx.pool, [&](size_t r0, size_t r1) {
       int4_matmul_rows_ref(w, xp, n, y, int64_t(r0), int64_t(r1));
@@ -57,10 +57,12 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
   // Plus Σ x per (row of X, group) for the zero-point term.
   const bool lanes = !w.lanes.empty();
   const size_t G = size_t(w.n_groups), ld = lanes ? (cols + 63) / 64 * 64 : (cols + 15) / 16 * 16;
-  std::vector<float> xq(N * ld, 0.0f), xsum(N * G, 0.0f);
+  float* xq = thread_buffer<struct Int4X, float>(N * ld);
+  float* xsum = thread_buffer<struct Int4XSum, float>(N * G);
+  std::fill(xq, xq + N * ld, 0.0f);
   for (size_t t = 0; t < N; t++) {
     const float* xt = x + t * cols;
-    float* q = xq.data() + t * ld;
+    float* q = xq + t * ld;
     for (size_t k = 0; k < cols; k++) {
       const size_t src = w.perm.empty() ? k : size_t(w.perm[k]);
       q[lanes ? k : (k & ~size_t(15)) + ((k & 1) << 3) + ((k & 15) >> 1)] = xt[src];
@@ -73,7 +75,7 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
     }
   }
   split_rows(rows, kRowQuantum, work_per_row, ctx.pool,
-             [&](size_t r0, size_t r1) { fn(w, xq.data(), ld, xsum.data(), N, y, r0, r1); });
+             [&](size_t r0, size_t r1) { fn(w, xq, ld, xsum, N, y, r0, r1); });
 }
 
 }  // namespace sq::kernels

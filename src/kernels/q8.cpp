@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/sparse.h"
+#include "kernels/scratch.h"
 #include "kernels/split_rows.h"
 
 namespace sq::kernels {
@@ -36,6 +37,13 @@ void quantize(Isa isa, const float* x, int64_t cols, int64_t block, int64_t min_
   a.d.resize(size_t(a.padded / block));
   a.sum.resize(a.d.size());
   q8_avx512::quantize(x, cols, block, a.padded, a.q.data(), a.d.data(), a.sum.data());
+}
+
+// The calling thread's activation buffers, by reference: tasks on other threads must see the caller's
+// (a lambda naming a thread_local directly would read its own thread's instance).
+Q8Act& thread_act() {
+  thread_local Q8Act a;
+  return a;
 }
 
 }  // namespace
@@ -143,7 +151,7 @@ void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext
   const size_t rows = size_t(v.rows), cols = size_t(v.cols);
   // Padded to whole lane blocks (pairs of them for 4-bit), so the fast kernels read whole blocks of
   // activations (zeros past cols).
-  Q8Act a;
+  Q8Act& a = thread_act();  // grow-only storage (kernels/scratch.h)
   quantize(isa, x, v.cols, kQ8LutBlock, round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1)), a);
   // Work per row: the dense part's cols weights plus the row's non-zeros at kSparseWork weights each (a
   // non-zero reads 8 bytes and gathers one activation, against 3/8 or 1/2 byte per dense weight), so
@@ -157,12 +165,11 @@ void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext
     });
     return;
   }
-  std::vector<int8_t> qo;
   const int8_t* xq = a.q.data();
   if (v.bits == 4) {
-    qo.resize(a.q.size());
-    lut4_order(a.q.data(), a.padded, qo.data());
-    xq = qo.data();
+    int8_t* qo = thread_buffer<struct LutQ8Order, int8_t>(a.q.size());
+    lut4_order(a.q.data(), a.padded, qo);
+    xq = qo;
   }
   const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
   split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
@@ -176,28 +183,27 @@ void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecCon
            "-column blocks");
   const Isa isa = q8_isa(ctx, "int4 int8 kernel");
   const size_t rows = size_t(w.rows), cols = size_t(w.cols);
-  std::vector<float> xs;  // x in stored order (act-order permutation folded in)
-  const float* xp = x;
+  const float* xp = x;  // x in stored order (act-order permutation folded in)
   if (!w.perm.empty()) {
-    xs.resize(cols);
+    float* xs = thread_buffer<struct Int4Q8Perm, float>(cols);
     for (size_t k = 0; k < cols; k++) xs[k] = x[size_t(w.perm[k])];
-    xp = xs.data();
+    xp = xs;
   }
-  Q8Act a;
+  Q8Act& a = thread_act();  // grow-only storage (kernels/scratch.h)
   quantize(isa, xp, w.cols, kQ8Int4Block, 0, a);
   if (isa == Isa::kScalar) {
     split_rows(rows, kRowQuantum, cols, ctx.pool,
                [&](size_t r0, size_t r1) { int4_matvec_q8_ref(w, a, y, int64_t(r0), int64_t(r1)); });
     return;
   }
-  std::vector<int8_t> qo(a.q.size());
-  lut4_order(a.q.data(), a.padded, qo.data());
-  std::vector<int32_t> bg(a.d.size());  // block -> group (int4_q8_supported: no block straddles two groups)
+  int8_t* qo = thread_buffer<struct Int4Q8Order, int8_t>(a.q.size());
+  lut4_order(a.q.data(), a.padded, qo);
+  int32_t* bg = thread_buffer<struct Int4Q8Groups, int32_t>(a.d.size());  // block -> group (no block straddles two)
   for (int64_t g = 0; g < w.n_groups; g++)
     for (int64_t b = w.group_begin[size_t(g)] / kQ8Int4Block; b * kQ8Int4Block < w.group_begin[size_t(g + 1)]; b++)
       bg[size_t(b)] = int32_t(g);
   split_rows(rows, kRowQuantum, cols, ctx.pool, [&](size_t r0, size_t r1) {
-    q8_avx512::int4_rows(w, qo.data(), a.d.data(), a.sum.data(), bg.data(), y, r0, r1);
+    q8_avx512::int4_rows(w, qo, a.d.data(), a.sum.data(), bg, y, r0, r1);
   });
 }
 

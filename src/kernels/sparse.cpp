@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/scratch.h"
 #include "kernels/split_rows.h"
 
 namespace sq::kernels {
@@ -71,17 +72,17 @@ void csr_add_matmul(int64_t rows, int64_t cols, const int32_t* indptr, const int
   }
   // Prompt processing: X^T block by block, so each non-zero reads a contiguous run of activations.
   // (The per-row gathers took ~20% of a 512-token prompt of 3-bit + 0.45% sparse on LLaMA-7B shapes.)
-  std::vector<float> xt(size_t(cols * kTB));
+  float* xt = thread_buffer<struct CsrXt, float>(size_t(cols * kTB));
   for (int64_t t0 = 0; t0 < n; t0 += kTB) {
     const int64_t tb = std::min(kTB, n - t0);
-    if (tb < kTB) std::fill(xt.begin(), xt.end(), 0.0f);  // the last, partial block: zero columns past tb
+    if (tb < kTB) std::fill(xt, xt + cols * kTB, 0.0f);  // the last, partial block: zero columns past tb
     // The transpose, in column ranges over the pool too (a copy of tb x cols floats).
     split_rows(size_t(cols), 16, size_t(tb), pool, [&](size_t c0, size_t c1) {
       for (int64_t t = 0; t < tb; t++)
         for (size_t c = c0; c < c1; c++) xt[c * kTB + size_t(t)] = x[(t0 + t) * cols + int64_t(c)];
     });
     over_rows(kTB, [&](int64_t r0, int64_t r1) {
-      csr_rows_block(rows, indptr, indices, vals, xt.data(), tb, t0, y, r0, r1);
+      csr_rows_block(rows, indptr, indices, vals, xt, tb, t0, y, r0, r1);
     });
   }
 }

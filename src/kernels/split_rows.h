@@ -2,7 +2,6 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
-#include <vector>
 
 #include "core/threadpool.h"
 
@@ -22,15 +21,24 @@ constexpr size_t kSparseWork = 24;
 // small ones, so the thread that finishes last waits for a small chunk, not for a quarter of a matrix:
 // with equal chunks, the other thread's idle time at the end of each matrix was 8-12% of a decode
 // profile on 2 threads. cum_work(r) is the work of rows [0, r): non-decreasing, cum_work(0) = 0.
+// At most this many chunks (2 threads make about 30 for a 4096x11008 matvec); past it the last chunk
+// takes the rest. The boundaries live on the caller's stack: splitting allocates nothing.
+constexpr size_t kMaxChunks = 512;
+
+// Writes the chunk boundaries b[0] = 0 < b[1] < ... < b[k] = rows into b and returns k.
 template <class CumWork>
-std::vector<size_t> guided_chunks(size_t rows, size_t quantum, const CumWork& cum_work, size_t min_chunk_work,
-                                  int threads) {
+size_t guided_chunks(size_t rows, size_t quantum, const CumWork& cum_work, size_t min_chunk_work, int threads,
+                     size_t (&b)[kMaxChunks + 1]) {
   const size_t n_quanta = (rows + quantum - 1) / quantum;
   auto at = [&](size_t q) { return size_t(cum_work(std::min(rows, q * quantum))); };
   const size_t total = at(n_quanta);
-  std::vector<size_t> b{0};
-  size_t q = 0;
+  size_t k = 0, q = 0;
+  b[0] = 0;
   while (q < n_quanta) {
+    if (k + 1 == kMaxChunks) {  // the last one takes the rest
+      b[++k] = rows;
+      break;
+    }
     const size_t done = at(q);
     const size_t target = done + std::max(min_chunk_work, (total - done) / (2 * size_t(std::max(1, threads))));
     // First quantum boundary past q whose cumulative work reaches target (binary search: cum_work is
@@ -41,9 +49,9 @@ std::vector<size_t> guided_chunks(size_t rows, size_t quantum, const CumWork& cu
       if (at(mid) >= target) hi = mid; else lo = mid + 1;
     }
     q = lo;
-    b.push_back(std::min(rows, q * quantum));
+    b[++k] = std::min(rows, q * quantum);
   }
-  return b;
+  return k;
 }
 
 // Calls fn(r0, r1) over [0, rows) in guided chunks (above) on the pool when the work is worth a
@@ -56,8 +64,9 @@ void split_rows_by_work(size_t rows, size_t quantum, const CumWork& cum_work, Th
     fn(size_t(0), rows);
     return;
   }
-  const std::vector<size_t> b = guided_chunks(rows, quantum, cum_work, kMinWorkPerChunk, pool->size());
-  pool->run(b.size() - 1, [&](size_t i, int) { fn(b[i], b[i + 1]); });
+  size_t b[kMaxChunks + 1];
+  const size_t k = guided_chunks(rows, quantum, cum_work, kMinWorkPerChunk, pool->size(), b);
+  pool->run(k, [&](size_t i, int) { fn(b[i], b[i + 1]); });
 }
 
 // Rows of equal work (work_per_row weight × X-row products each).
