@@ -106,7 +106,7 @@ TEST_P(DenseIsaTest, MatchesReferenceOnOddShapes) {
   const ExecContext fast{&pool1, isa}, ref{&pool1, Isa::kScalar};
   const size_t kCols[] = {1, 7, 31, 64, 172, 1031, 4099};  // 1031: two column blocks, X past L2
   const size_t kRows[] = {1, 3, 65};
-  const size_t kN[] = {1, 2, 5, 64, 67};
+  const size_t kN[] = {1, 2, 5, 8, 13, 32, 33, 64, 67};  // matvec, direct 2-3, small batches, tiles
   double worst = 0;
   for (size_t cols : kCols)
     for (size_t rows : kRows) {

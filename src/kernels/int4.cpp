@@ -28,7 +28,7 @@ void int4_matmul(const Int4Packed& w, const float* x, int64_t n, float* y, const
   SQ_CHECK(n >= 0, "int4 kernel: negative batch size ", n);
   if (n == 0 || w.rows == 0) return;
   const Isa isa = resolve_isa(ctx.isa);
-  if (n == 1 && isa == Isa::kAvx512Vnni && int4_q8_supported(w)) return int4_matvec_q8(w, x, y, ctx);
+  if (isa == Isa::kAvx512Vnni && int4_q8_supported(w)) return int4_matmul_q8(w, x, n, y, ctx);
   const size_t rows = size_t(w.rows), cols = size_t(w.cols), N = size_t(n);
   const size_t work_per_row = cols * N;
   const Int4KernelTable* table = nullptr;

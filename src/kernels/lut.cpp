@@ -22,7 +22,7 @@ void lut_matmul(const LutView& v, const float* x, int64_t n, float* y, const Exe
   SQ_CHECK(n >= 0, "lut kernel: negative batch size ", n);
   if (n == 0 || v.rows == 0) return;
   const Isa isa = resolve_isa(ctx.isa);
-  if (n == 1 && isa == Isa::kAvx512Vnni && lut_q8_supported(v)) return lut_matvec_q8(v, x, y, ctx);
+  if (isa == Isa::kAvx512Vnni && lut_q8_supported(v)) return lut_matmul_q8(v, x, n, y, ctx);
   LutRowsFn fn = nullptr;
   if (isa != Isa::kScalar && lut_fast_supported(v)) {
     const LutKernelTable* t = lut_hwy_table(isa);

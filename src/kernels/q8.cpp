@@ -26,19 +26,6 @@ Isa q8_isa(const ExecContext& ctx, const char* what) {
   return isa;
 }
 
-// x quantized per block into a, zero-padded to at least min_padded columns: the reference for kScalar,
-// the AVX-512 quantizer (the same bits) otherwise.
-void quantize(Isa isa, const float* x, int64_t cols, int64_t block, int64_t min_padded, Q8Act& a) {
-  if (isa == Isa::kScalar) return q8_quantize_ref(x, cols, block, a, min_padded);
-  a.cols = cols;
-  a.block = block;
-  a.padded = round_up(std::max(cols, min_padded), block);
-  a.q.resize(size_t(a.padded));
-  a.d.resize(size_t(a.padded / block));
-  a.sum.resize(a.d.size());
-  q8_avx512::quantize(x, cols, block, a.padded, a.q.data(), a.d.data(), a.sum.data());
-}
-
 // The calling thread's activation buffers, by reference: tasks on other threads must see the caller's
 // (a lambda naming a thread_local directly would read its own thread's instance).
 Q8Act& thread_act() {
@@ -145,65 +132,111 @@ void lut4_order(const int8_t* q, int64_t padded, int8_t* out) {
     }
 }
 
-void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext& ctx) {
+namespace {
+
+// X [n, cols] quantized row by row into the calling thread's buffers: q [n, padded] (4-bit lanes and
+// int4: each row in lut4_order), d and sum [n, padded / block]. The AVX-512 quantizer gives the
+// reference's bits.
+struct Q8Rows {
+  const int8_t* q;
+  const float* d;
+  const int32_t* sum;
+  size_t padded, nb;
+};
+Q8Rows quantize_rows(const float* x, int64_t n, int64_t cols, int64_t block, int64_t min_padded, bool order4) {
+  const size_t padded = size_t(round_up(std::max(cols, min_padded), block)), nb = padded / size_t(block);
+  int8_t* q = thread_buffer<struct Q8RowsQ, int8_t>(size_t(n) * padded);
+  float* d = thread_buffer<struct Q8RowsD, float>(size_t(n) * nb);
+  int32_t* sum = thread_buffer<struct Q8RowsSum, int32_t>(size_t(n) * nb);
+  int8_t* tmp = order4 ? thread_buffer<struct Q8RowsTmp, int8_t>(padded) : nullptr;
+  for (int64_t j = 0; j < n; j++) {
+    int8_t* qj = q + size_t(j) * padded;
+    q8_avx512::quantize(x + j * cols, cols, block, int64_t(padded), order4 ? tmp : qj, d + size_t(j) * nb,
+                        sum + size_t(j) * nb);
+    if (order4) lut4_order(tmp, int64_t(padded), qj);
+  }
+  return {q, d, sum, padded, nb};
+}
+
+}  // namespace
+
+void lut_matmul_q8(const LutView& v, const float* x, int64_t n, float* y, const ExecContext& ctx) {
   SQ_CHECK(lut_q8_supported(v), "lut int8 kernel: needs 3- or 4-bit codes in the lane layout with int8 tables");
+  SQ_CHECK(n >= 0, "lut int8 kernel: negative batch size ", n);
   const Isa isa = q8_isa(ctx, "lut int8 kernel");
-  const size_t rows = size_t(v.rows), cols = size_t(v.cols);
+  if (n == 0 || v.rows == 0) return;
+  const size_t rows = size_t(v.rows), cols = size_t(v.cols), N = size_t(n);
   // Padded to whole lane blocks (pairs of them for 4-bit), so the fast kernels read whole blocks of
   // activations (zeros past cols).
-  Q8Act& a = thread_act();  // grow-only storage (kernels/scratch.h)
-  quantize(isa, x, v.cols, kQ8LutBlock, round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1)), a);
+  const int64_t min_padded = round_up(v.cols, lane_block_cols(v.bits) * (v.bits == 4 ? 2 : 1));
   // Work per row: the dense part's cols weights plus the row's non-zeros at kSparseWork weights each (a
   // non-zero reads 8 bytes and gathers one activation, against 3/8 or 1/2 byte per dense weight), so
   // chunks carry equal work however the non-zeros cluster in rows.
   const int32_t* indptr = v.nnz > 0 ? v.indptr : nullptr;
-  auto cum_work = [&](size_t r) { return r * cols + (indptr ? size_t(indptr[r]) * kSparseWork : 0); };
-  if (isa == Isa::kScalar) {
+  auto cum_work = [&](size_t r) { return N * (r * cols + (indptr ? size_t(indptr[r]) * kSparseWork : 0)); };
+  if (isa == Isa::kScalar) {  // the reference, one row of X at a time
+    for (size_t j = 0; j < N; j++) {
+      Q8Act& a = thread_act();  // grow-only storage (kernels/scratch.h)
+      q8_quantize_ref(x + j * cols, v.cols, kQ8LutBlock, a, min_padded);
+      float* yj = y + j * rows;
+      split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
+        lut_matvec_q8_ref(v, a, yj, int64_t(r0), int64_t(r1));
+        if (indptr)
+          csr_add_rows(v.rows, v.cols, indptr, v.indices, v.deltas, x + j * cols, 1, yj, int64_t(r0), int64_t(r1));
+      });
+    }
+    return;
+  }
+  const Q8Rows a = quantize_rows(x, n, v.cols, kQ8LutBlock, min_padded, v.bits == 4);
+  if (N == 1) {
+    const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
     split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
-      lut_matvec_q8_ref(v, a, y, int64_t(r0), int64_t(r1));
-      if (indptr) csr_add_rows(v.rows, v.cols, indptr, v.indices, v.deltas, x, 1, y, int64_t(r0), int64_t(r1));
+      fn(v, a.q, a.d, a.sum, y, r0, r1);
+      if (indptr) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x, y, r0, r1);
     });
     return;
   }
-  const int8_t* xq = a.q.data();
-  if (v.bits == 4) {
-    int8_t* qo = thread_buffer<struct LutQ8Order, int8_t>(a.q.size());
-    lut4_order(a.q.data(), a.padded, qo);
-    xq = qo;
-  }
-  const auto fn = v.bits == 3 ? &q8_avx512::lut3_rows : &q8_avx512::lut4_rows;
+  // The sparse part inside the same row chunks, each activation row as n = 1 adds it: every row of X
+  // gets the matvec's bits whatever else is in the batch.
   split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
-    fn(v, xq, a.d.data(), a.sum.data(), y, r0, r1);
-    if (indptr) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x, y, r0, r1);
+    q8_avx512::lut_rows_n(v, N, a.q, a.padded, a.d, a.sum, a.nb, y, rows, r0, r1);
+    if (indptr)
+      for (size_t j = 0; j < N; j++) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x + j * cols, y + j * rows, r0, r1);
   });
 }
 
-void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecContext& ctx) {
+void int4_matmul_q8(const Int4Packed& w, const float* x, int64_t n, float* y, const ExecContext& ctx) {
   SQ_CHECK(int4_q8_supported(w), "int4 int8 kernel: needs the lane layout with group starts on ", kQ8Int4Block,
            "-column blocks");
+  SQ_CHECK(n >= 0, "int4 int8 kernel: negative batch size ", n);
   const Isa isa = q8_isa(ctx, "int4 int8 kernel");
-  const size_t rows = size_t(w.rows), cols = size_t(w.cols);
-  const float* xp = x;  // x in stored order (act-order permutation folded in)
+  if (n == 0 || w.rows == 0) return;
+  const size_t rows = size_t(w.rows), cols = size_t(w.cols), N = size_t(n);
+  const float* xp = x;  // X in stored order (act-order permutation folded in)
   if (!w.perm.empty()) {
-    float* xs = thread_buffer<struct Int4Q8Perm, float>(cols);
-    for (size_t k = 0; k < cols; k++) xs[k] = x[size_t(w.perm[k])];
+    float* xs = thread_buffer<struct Int4Q8Perm, float>(N * cols);
+    for (size_t j = 0; j < N; j++)
+      for (size_t k = 0; k < cols; k++) xs[j * cols + k] = x[j * cols + size_t(w.perm[k])];
     xp = xs;
   }
-  Q8Act& a = thread_act();  // grow-only storage (kernels/scratch.h)
-  quantize(isa, xp, w.cols, kQ8Int4Block, 0, a);
   if (isa == Isa::kScalar) {
-    split_rows(rows, kRowQuantum, cols, ctx.pool,
-               [&](size_t r0, size_t r1) { int4_matvec_q8_ref(w, a, y, int64_t(r0), int64_t(r1)); });
+    for (size_t j = 0; j < N; j++) {
+      Q8Act& a = thread_act();  // grow-only storage (kernels/scratch.h)
+      q8_quantize_ref(xp + j * cols, w.cols, kQ8Int4Block, a, 0);
+      float* yj = y + j * rows;
+      split_rows(rows, kRowQuantum, cols, ctx.pool,
+                 [&](size_t r0, size_t r1) { int4_matvec_q8_ref(w, a, yj, int64_t(r0), int64_t(r1)); });
+    }
     return;
   }
-  int8_t* qo = thread_buffer<struct Int4Q8Order, int8_t>(a.q.size());
-  lut4_order(a.q.data(), a.padded, qo);
-  int32_t* bg = thread_buffer<struct Int4Q8Groups, int32_t>(a.d.size());  // block -> group (no block straddles two)
+  const Q8Rows a = quantize_rows(xp, n, w.cols, kQ8Int4Block, 0, true);
+  int32_t* bg = thread_buffer<struct Int4Q8Groups, int32_t>(a.nb);  // block -> group (no block straddles two)
   for (int64_t g = 0; g < w.n_groups; g++)
     for (int64_t b = w.group_begin[size_t(g)] / kQ8Int4Block; b * kQ8Int4Block < w.group_begin[size_t(g + 1)]; b++)
       bg[size_t(b)] = int32_t(g);
-  split_rows(rows, kRowQuantum, cols, ctx.pool, [&](size_t r0, size_t r1) {
-    q8_avx512::int4_rows(w, qo, a.d.data(), a.sum.data(), bg, y, r0, r1);
+  split_rows(rows, kRowQuantum, cols * N, ctx.pool, [&](size_t r0, size_t r1) {
+    if (N == 1) q8_avx512::int4_rows(w, a.q, a.d, a.sum, bg, y, r0, r1);
+    else q8_avx512::int4_rows_n(w, N, a.q, a.padded, a.d, a.sum, a.nb, bg, y, rows, r0, r1);
   });
 }
 

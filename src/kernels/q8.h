@@ -33,6 +33,7 @@ namespace sq::kernels {
 
 inline constexpr int64_t kQ8LutBlock = 256;   // columns per activation scale, lookup tables
 inline constexpr int64_t kQ8Int4Block = 128;  // columns per activation scale, int4 groups
+inline constexpr size_t kQ8MaxCols = 8;        // activation rows per pass of the multi-row kernels
 
 // Activations quantized per block: x[c] ≈ d[c / block] · q[c]; q zero past cols (to `padded`).
 struct Q8Act {
@@ -56,11 +57,22 @@ bool int4_q8_supported(const Int4Packed& w);  // lanes, interior group starts mu
 void lut_matvec_q8_ref(const LutView& v, const Q8Act& a, float* y, int64_t r0, int64_t r1);
 void int4_matvec_q8_ref(const Int4Packed& w, const Q8Act& a, float* y, int64_t r0, int64_t r1);
 
-// y[rows] = W · x with int8 activations (dense + sparse part for lookup tables; x in original column
-// order for int4), split over ctx.pool. ctx.isa kScalar runs the references above; kAvx512Vnni (or kBest
-// on such a CPU) the fast kernels; anything else throws sq::Error.
-void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext& ctx);
-void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecContext& ctx);
+// Y[n, rows] = X[n, cols] · Wᵀ with int8 activations (dense + sparse part for lookup tables; X in
+// original column order for int4), split over ctx.pool. Each row of X is quantized on its own and the
+// multi-row kernels (n > 1) add each row's terms in the matvec kernels' (n = 1) order, so a row's
+// result is bit for bit the same whatever else is in the call: batched decode equals decoding alone
+// (tests/test_kernels_quant.cpp, tests/test_batch.cpp). ctx.isa
+// kScalar runs the references above row by row; kAvx512Vnni (or kBest on such a CPU) the fast kernels;
+// anything else throws sq::Error.
+void lut_matmul_q8(const LutView& v, const float* x, int64_t n, float* y, const ExecContext& ctx);
+void int4_matmul_q8(const Int4Packed& w, const float* x, int64_t n, float* y, const ExecContext& ctx);
+// n = 1.
+inline void lut_matvec_q8(const LutView& v, const float* x, float* y, const ExecContext& ctx) {
+  lut_matmul_q8(v, x, 1, y, ctx);
+}
+inline void int4_matvec_q8(const Int4Packed& w, const float* x, float* y, const ExecContext& ctx) {
+  int4_matmul_q8(w, x, 1, y, ctx);
+}
 
 // --- internal: the AVX-512 VBMI/VNNI kernels (q8_avx512.cpp) ----------------------------------------
 namespace q8_avx512 {
@@ -74,6 +86,12 @@ void lut4_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t
 // int4: bg[b] = the group of activation block b (each block lies inside one group).
 void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, const int32_t* bg,
                float* y, size_t r0, size_t r1);
+// Several activation rows (kernels/q8_avx512.cpp "several activation rows"): activation row j at
+// xq + j·ldq with its block scales / sums at d + j·nbq, sum + j·nbq; y[j·ldy + r], rows [r0, r1).
+void lut_rows_n(const LutView& v, size_t n, const int8_t* xq, size_t ldq, const float* d, const int32_t* sum,
+                size_t nbq, float* y, size_t ldy, size_t r0, size_t r1);
+void int4_rows_n(const Int4Packed& w, size_t n, const int8_t* xq, size_t ldq, const float* d, const int32_t* sum,
+                 size_t nbq, const int32_t* bg, float* y, size_t ldy, size_t r0, size_t r1);
 // y[r] += Σ_j vals[j] · x[indices[j]] over each row's CSR entries, rows [r0, r1) (one activation row;
 // the scalar reference is kernels/sparse.h csr_add_rows with n = 1, up to the order of the f32 adds).
 void csr_rows(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x, float* y, size_t r0,
