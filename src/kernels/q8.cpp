@@ -158,6 +158,30 @@ Q8Rows quantize_rows(const float* x, int64_t n, int64_t cols, int64_t block, int
   return {q, d, sum, padded, nb};
 }
 
+// The rows of a in the multi-row kernels' group layout (q8.h, "activation groups"); t = lut_scale · Σq
+// (−128 for lookup tables, 1 for int4).
+struct Q8Groups {
+  const int8_t* q;
+  const float* d;
+  const int32_t* t;
+};
+Q8Groups group_rows(const Q8Rows& a, size_t n, size_t group, size_t block, int32_t t_scale) {
+  int8_t* q = thread_buffer<struct Q8GroupsQ, int8_t>(n * a.padded);
+  float* d = thread_buffer<struct Q8GroupsD, float>(n * a.nb);
+  int32_t* t = thread_buffer<struct Q8GroupsT, int32_t>(n * a.nb);
+  for (size_t j0 = 0; j0 < n; j0 += group) {
+    const size_t c = std::min(group, n - j0);
+    for (size_t b = 0; b < a.nb; b++)
+      for (size_t j = 0; j < c; j++) {
+        const size_t src = (j0 + j) * a.nb + b, dst = j0 * a.nb + b * c + j;
+        std::memcpy(q + dst * block, a.q + (j0 + j) * a.padded + b * block, block);
+        d[dst] = a.d[src];
+        t[dst] = t_scale * a.sum[src];
+      }
+  }
+  return {q, d, t};
+}
+
 }  // namespace
 
 void lut_matmul_q8(const LutView& v, const float* x, int64_t n, float* y, const ExecContext& ctx) {
@@ -196,10 +220,12 @@ void lut_matmul_q8(const LutView& v, const float* x, int64_t n, float* y, const 
     });
     return;
   }
+  const size_t group = q8_group_rows(a.padded);
+  const Q8Groups g = group_rows(a, N, group, size_t(kQ8LutBlock), -128);
   // The sparse part inside the same row chunks, each activation row as n = 1 adds it: every row of X
   // gets the matvec's bits whatever else is in the batch.
   split_rows_by_work(rows, kRowQuantum, cum_work, ctx.pool, [&](size_t r0, size_t r1) {
-    q8_avx512::lut_rows_n(v, N, a.q, a.padded, a.d, a.sum, a.nb, y, rows, r0, r1);
+    q8_avx512::lut_rows_n(v, N, group, g.q, g.d, g.t, a.nb, y, rows, r0, r1);
     if (indptr)
       for (size_t j = 0; j < N; j++) q8_avx512::csr_rows(indptr, v.indices, v.deltas, x + j * cols, y + j * rows, r0, r1);
   });
@@ -234,9 +260,15 @@ void int4_matmul_q8(const Int4Packed& w, const float* x, int64_t n, float* y, co
   for (int64_t g = 0; g < w.n_groups; g++)
     for (int64_t b = w.group_begin[size_t(g)] / kQ8Int4Block; b * kQ8Int4Block < w.group_begin[size_t(g + 1)]; b++)
       bg[size_t(b)] = int32_t(g);
+  if (N == 1) {
+    split_rows(rows, kRowQuantum, cols, ctx.pool,
+               [&](size_t r0, size_t r1) { q8_avx512::int4_rows(w, a.q, a.d, a.sum, bg, y, r0, r1); });
+    return;
+  }
+  const size_t group = q8_group_rows(a.padded);
+  const Q8Groups g = group_rows(a, N, group, size_t(kQ8Int4Block), 1);
   split_rows(rows, kRowQuantum, cols * N, ctx.pool, [&](size_t r0, size_t r1) {
-    if (N == 1) q8_avx512::int4_rows(w, a.q, a.d, a.sum, bg, y, r0, r1);
-    else q8_avx512::int4_rows_n(w, N, a.q, a.padded, a.d, a.sum, a.nb, bg, y, rows, r0, r1);
+    q8_avx512::int4_rows_n(w, N, group, g.q, g.d, g.t, a.nb, bg, y, rows, r0, r1);
   });
 }
 

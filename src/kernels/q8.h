@@ -34,6 +34,13 @@ namespace sq::kernels {
 inline constexpr int64_t kQ8LutBlock = 256;   // columns per activation scale, lookup tables
 inline constexpr int64_t kQ8Int4Block = 128;  // columns per activation scale, int4 groups
 inline constexpr size_t kQ8MaxCols = 8;        // activation rows per pass of the multi-row kernels
+// Activation rows per group for rows of `padded` int8 columns: as many as keep a group in 40 KiB (L1 is
+// 48 KiB on the machines measured), 1 to kQ8MaxCols. Down-projections of LLaMA-7B (11008 columns, 11264
+// padded) take 3: with 8 rows (90 KiB) read from L2 for every weight row, they ran at 0.65 the speed.
+inline size_t q8_group_rows(size_t padded) {
+  const size_t g = (size_t(40) << 10) / (padded ? padded : 1);
+  return g < 1 ? 1 : g > kQ8MaxCols ? kQ8MaxCols : g;
+}
 
 // Activations quantized per block: x[c] ≈ d[c / block] · q[c]; q zero past cols (to `padded`).
 struct Q8Act {
@@ -86,12 +93,15 @@ void lut4_rows(const LutView& v, const int8_t* xq, const float* d, const int32_t
 // int4: bg[b] = the group of activation block b (each block lies inside one group).
 void int4_rows(const Int4Packed& w, const int8_t* xq, const float* d, const int32_t* sum, const int32_t* bg,
                float* y, size_t r0, size_t r1);
-// Several activation rows (kernels/q8_avx512.cpp "several activation rows"): activation row j at
-// xq + j·ldq with its block scales / sums at d + j·nbq, sum + j·nbq; y[j·ldy + r], rows [r0, r1).
-void lut_rows_n(const LutView& v, size_t n, const int8_t* xq, size_t ldq, const float* d, const int32_t* sum,
-                size_t nbq, float* y, size_t ldy, size_t r0, size_t r1);
-void int4_rows_n(const Int4Packed& w, size_t n, const int8_t* xq, size_t ldq, const float* d, const int32_t* sum,
-                 size_t nbq, const int32_t* bg, float* y, size_t ldy, size_t r0, size_t r1);
+// Several activation rows (kernels/q8_avx512.cpp "several activation rows"), rows [r0, r1) of
+// y[j·ldy + r]. Activation groups: the n rows of X in groups of `group` rows (q8_group_rows; the last
+// one smaller, C rows); group j0 starts at block j0·nb of xq, d and t, and within it block b of its row j is at
+// (b·C + j)·block bytes of xq, its scale d and integer term t at [b·C + j] (t = −128·Σq for lookup
+// tables, Σq for int4). nb = blocks per row (padded / block).
+void lut_rows_n(const LutView& v, size_t n, size_t group, const int8_t* xq, const float* d, const int32_t* t, size_t nb, float* y,
+                size_t ldy, size_t r0, size_t r1);
+void int4_rows_n(const Int4Packed& w, size_t n, size_t group, const int8_t* xq, const float* d, const int32_t* t, size_t nb,
+                 const int32_t* bg, float* y, size_t ldy, size_t r0, size_t r1);
 // y[r] += Σ_j vals[j] · x[indices[j]] over each row's CSR entries, rows [r0, r1) (one activation row;
 // the scalar reference is kernels/sparse.h csr_add_rows with n = 1, up to the order of the f32 adds).
 void csr_rows(const int32_t* indptr, const int32_t* indices, const float* vals, const float* x, float* y, size_t r0,

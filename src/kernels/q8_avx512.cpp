@@ -343,44 +343,44 @@ SQ_Q8_TARGET void int4_rows(const Int4Packed& w, const int8_t* xq, const float* 
 }
 
 // ---- several activation rows (batched decode, prompt chunks) --------------------------------------
-// One weight row against C (<= kQ8MaxCols) activation rows: each step decodes the row's int8 weights
-// once (vpermb, or and/shift for int4) and runs every activation row's vpdpbusd on them, one int32
-// chain and one float accumulator per activation row. Activation row j lives at xq + j·ldq, its
-// block scales and sums at d + j·nbq, sum + j·nbq; results go to y[j·ldy + r]. Each row's integer
-// sums are the matvec kernels' (exact), only the order of the float adds differs.
+// One weight row against C (<= q8_group_rows) activation rows: each step decodes the row's int8 weights
+// once (vpermb, or and/shift for int4) and runs every activation row's vpdpbusd on them. Activations
+// come interleaved per group (q8.h, "activation groups"): block b of row j at xg + (b·C + j)·block,
+// its scale and integer term at dg[b·C + j], tg[b·C + j], so one pointer and constant offsets address
+// all C rows (with a pointer per row, GCC ran out of registers and reloaded them from the stack: half
+// the speed). Each row's float adds are in the matvec kernel's order (acc0 / acc1 as lut4_tile,
+// lut3_tile, int4_tile), so each row's result is the matvec's bit for bit.
 
 #define SQ_Q8_INLINE SQ_Q8_TARGET inline __attribute__((always_inline))
 
-// acc[j] += d_j,b · Σ over one 256-column activation block of w_k · x_j (four 64-byte weight vectors,
-// the lookup tables' biased u8 form with the −128·Σq start). Accumulators are passed as arrays of
-// compile-time size so that they stay in registers.
+// acc[j] += d_j,b · (t_j,b + Σ over one 256-column block of w_k · x_j): four 64-byte weight vectors in
+// the tables' biased u8 form, t = −128·Σq. Accumulators are arrays of compile-time size so that they
+// stay in registers.
 template <size_t C>
-SQ_Q8_INLINE void lut_block_dot(__m512i w0, __m512i w1, __m512i w2, __m512i w3, const int8_t* xq, size_t ldq,
-                                size_t xoff, const float* d, const int32_t* sum, size_t nbq, size_t b,
-                                __m512 (&acc)[C]) {
+SQ_Q8_INLINE void lut_block_dot(__m512i w0, __m512i w1, __m512i w2, __m512i w3, const int8_t* xg, const float* dg,
+                                const int32_t* tg, size_t b, __m512 (&acc)[C]) {
+  const int8_t* xb = xg + b * C * 256;
 #pragma GCC unroll 8
   for (size_t j = 0; j < C; j++) {
-    const int8_t* xb = xq + j * ldq + xoff;
-    __m512i a = _mm512_dpbusd_epi32(start(-128 * sum[j * nbq + b]), w0, _mm512_loadu_si512(xb));
-    __m512i a2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, _mm512_loadu_si512(xb + 64));
-    a = _mm512_dpbusd_epi32(a, w2, _mm512_loadu_si512(xb + 128));
-    a2 = _mm512_dpbusd_epi32(a2, w3, _mm512_loadu_si512(xb + 192));
-    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), _mm512_set1_ps(d[j * nbq + b]), acc[j]);
+    __m512i a = _mm512_dpbusd_epi32(start(tg[b * C + j]), w0, _mm512_loadu_si512(xb + 256 * j));
+    __m512i a2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w1, _mm512_loadu_si512(xb + 256 * j + 64));
+    a = _mm512_dpbusd_epi32(a, w2, _mm512_loadu_si512(xb + 256 * j + 128));
+    a2 = _mm512_dpbusd_epi32(a2, w3, _mm512_loadu_si512(xb + 256 * j + 192));
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, a2)), _mm512_set1_ps(dg[b * C + j]), acc[j]);
   }
 }
 
 template <size_t C>
-SQ_Q8_INLINE void lut4_block(const __m512i T, __m512i c0, __m512i c1, const int8_t* xq, size_t ldq, const float* d,
-                             const int32_t* sum, size_t nbq, size_t b, __m512 (&acc)[C]) {
+SQ_Q8_INLINE void lut4_block(const __m512i T, __m512i c0, __m512i c1, const int8_t* xg, const float* dg,
+                             const int32_t* tg, size_t b, __m512 (&acc)[C]) {
   lut_block_dot<C>(_mm512_permutexvar_epi8(c0, T), _mm512_permutexvar_epi8(_mm512_srli_epi16(c0, 4), T),
-                   _mm512_permutexvar_epi8(c1, T), _mm512_permutexvar_epi8(_mm512_srli_epi16(c1, 4), T), xq, ldq,
-                   256 * b, d, sum, nbq, b, acc);
+                   _mm512_permutexvar_epi8(c1, T), _mm512_permutexvar_epi8(_mm512_srli_epi16(c1, 4), T), xg, dg, tg,
+                   b, acc);
 }
 
-// The float adds in lut4_tile's order: whole pairs of blocks alternate acc0 / acc1, the rest go to acc0.
 template <size_t C>
-SQ_Q8_TARGET void lut4_multi(const LutView& v, size_t r, const int8_t* xq, size_t ldq, const float* d,
-                             const int32_t* sum, size_t nbq, float* y, size_t ldy) {
+SQ_Q8_TARGET void lut4_multi(const LutView& v, size_t r, const int8_t* xg, const float* dg, const int32_t* tg,
+                             float* y, size_t ldy) {
   const size_t row_bytes = 4 * size_t(lane_words_per_row(v.cols, 4));
   const size_t full = row_bytes / 128, nb = (size_t(v.cols) + kQ8LutBlock - 1) / kQ8LutBlock;
   const __m512i T = _mm512_xor_si512(
@@ -393,22 +393,21 @@ SQ_Q8_TARGET void lut4_multi(const LutView& v, size_t r, const int8_t* xq, size_
   for (; b + 2 <= full; b += 2) {
     const uint8_t* q = p + 128 * b;
     prefetch_ahead(q, 256);
-    lut4_block<C>(T, _mm512_loadu_si512(q), _mm512_loadu_si512(q + 64), xq, ldq, d, sum, nbq, b, acc0);
-    lut4_block<C>(T, _mm512_loadu_si512(q + 128), _mm512_loadu_si512(q + 192), xq, ldq, d, sum, nbq, b + 1, acc1);
+    lut4_block<C>(T, _mm512_loadu_si512(q), _mm512_loadu_si512(q + 64), xg, dg, tg, b, acc0);
+    lut4_block<C>(T, _mm512_loadu_si512(q + 128), _mm512_loadu_si512(q + 192), xg, dg, tg, b + 1, acc1);
   }
   for (; b < nb; b++) {
     const size_t o = 128 * b;
     const __m512i c1 = o + 64 < row_bytes ? load_codes(p + o + 64, row_bytes - o - 64) : _mm512_setzero_si512();
-    lut4_block<C>(T, load_codes(p + o, row_bytes - o), c1, xq, ldq, d, sum, nbq, b, acc0);
+    lut4_block<C>(T, load_codes(p + o, row_bytes - o), c1, xg, dg, tg, b, acc0);
   }
   const float s = v.q8_scale(int64_t(r));
   for (size_t j = 0; j < C; j++) y[j * ldy + r] = hsum(_mm512_add_ps(acc0[j], acc1[j])) * s;
 }
 
-// 3-bit: per 512-column step the two activation blocks of lut3_tile (its acc0 / acc1).
 template <size_t C>
-SQ_Q8_TARGET void lut3_multi(const LutView& v, size_t r, const int8_t* xq, size_t ldq, const float* d,
-                             const int32_t* sum, size_t nbq, float* y, size_t ldy) {
+SQ_Q8_TARGET void lut3_multi(const LutView& v, size_t r, const int8_t* xg, const float* dg, const int32_t* tg,
+                             float* y, size_t ldy) {
   const size_t wpr = size_t(lane_words_per_row(v.cols, 3));
   const size_t nb = (size_t(v.cols) + kQ8LutBlock - 1) / kQ8LutBlock, n512 = wpr / 48;
   alignas(64) static constexpr uint8_t kSpread[64] = {
@@ -427,39 +426,37 @@ SQ_Q8_TARGET void lut3_multi(const LutView& v, size_t r, const int8_t* xq, size_
     prefetch_ahead(p, 192);
     const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
     lut_block_dot<C>(_mm512_permutexvar_epi8(v0, TA), _mm512_permutexvar_epi8(v0, TB),
-                     _mm512_permutexvar_epi8(v1, TA), _mm512_permutexvar_epi8(v1, TB), xq, ldq, 512 * st, d, sum,
-                     nbq, 2 * st, acc0);
+                     _mm512_permutexvar_epi8(v1, TA), _mm512_permutexvar_epi8(v1, TB), xg, dg, tg, 2 * st, acc0);
     if (2 * st + 1 >= nb) continue;  // a last block of at most 256 real columns: plane 2 and e are padding
     const __m512i v2 = _mm512_loadu_si512(p + 128);
     const __m512i u = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v0, 6), _mm512_srli_epi16(v1, 4), m03, 0xE4);
     const __m512i e = _mm512_ternarylogic_epi32(u, _mm512_srli_epi16(v2, 2), m0f, 0xE4);
     lut_block_dot<C>(_mm512_permutexvar_epi8(v2, TA), _mm512_permutexvar_epi8(v2, TB),
-                     _mm512_permutexvar_epi8(e, TA), _mm512_permutexvar_epi8(e, TB), xq, ldq, 512 * st + 256, d,
-                     sum, nbq, 2 * st + 1, acc1);
+                     _mm512_permutexvar_epi8(e, TA), _mm512_permutexvar_epi8(e, TB), xg, dg, tg, 2 * st + 1, acc1);
   }
   const float s = v.q8_scale(int64_t(r));
   for (size_t j = 0; j < C; j++) y[j * ldy + r] = hsum(_mm512_add_ps(acc0[j], acc1[j])) * s;
 }
 
-// int4: block b (in group bg[b]), 128 columns: low and high nibbles against the two halves of the
-// activation block (lut4_order). The float adds in int4_tile's order.
+// int4: block b (in group bg[b]), 128 columns, low and high nibbles against the two halves of the
+// activation block (lut4_order); t = Σq, times the row's zero point.
 template <size_t C>
-SQ_Q8_INLINE void int4_block_dot(__m512i c, int32_t z, float scale, const int8_t* xq, size_t ldq, const float* d,
-                                 const int32_t* sum, size_t nbq, size_t b, __m512 (&acc)[C]) {
+SQ_Q8_INLINE void int4_block_dot(__m512i c, int32_t z, float scale, const int8_t* xg, const float* dg,
+                                 const int32_t* tg, size_t b, __m512 (&acc)[C]) {
   const __m512i m0f = _mm512_set1_epi8(0x0f);
   const __m512i lo = _mm512_and_si512(c, m0f), hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m0f);
+  const int8_t* xb = xg + b * C * 128;
 #pragma GCC unroll 8
   for (size_t j = 0; j < C; j++) {
-    const int8_t* xb = xq + j * ldq + 128 * b;
-    const __m512i a = _mm512_dpbusd_epi32(start(-z * sum[j * nbq + b]), lo, _mm512_loadu_si512(xb));
-    const __m512i a2 = _mm512_dpbusd_epi32(a, hi, _mm512_loadu_si512(xb + 64));
-    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(scale * d[j * nbq + b]), acc[j]);
+    const __m512i a = _mm512_dpbusd_epi32(start(-z * tg[b * C + j]), lo, _mm512_loadu_si512(xb + 128 * j));
+    const __m512i a2 = _mm512_dpbusd_epi32(a, hi, _mm512_loadu_si512(xb + 128 * j + 64));
+    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a2), _mm512_set1_ps(scale * dg[b * C + j]), acc[j]);
   }
 }
 
 template <size_t C>
-SQ_Q8_TARGET void int4_multi(const Int4Packed& w, size_t r, const int8_t* xq, size_t ldq, const float* d,
-                             const int32_t* sum, size_t nbq, const int32_t* bg, float* y, size_t ldy) {
+SQ_Q8_TARGET void int4_multi(const Int4Packed& w, size_t r, const int8_t* xg, const float* dg, const int32_t* tg,
+                             const int32_t* bg, float* y, size_t ldy) {
   const size_t row_bytes = 4 * size_t(lane_words_per_row(w.cols, 4));
   const size_t nb = (size_t(w.cols) + kQ8Int4Block - 1) / kQ8Int4Block, full = std::min(nb, row_bytes / 64);
   const uint8_t* p = reinterpret_cast<const uint8_t*>(w.lane_codes(int64_t(r)));
@@ -472,20 +469,21 @@ SQ_Q8_TARGET void int4_multi(const Int4Packed& w, size_t r, const int8_t* xq, si
   for (; b + 2 <= full; b += 2) {
     const uint8_t* q = p + 64 * b;
     prefetch_ahead(q, 128);
-    int4_block_dot<C>(_mm512_loadu_si512(q), zp[bg[b]], scale(b), xq, ldq, d, sum, nbq, b, acc0);
-    int4_block_dot<C>(_mm512_loadu_si512(q + 64), zp[bg[b + 1]], scale(b + 1), xq, ldq, d, sum, nbq, b + 1, acc1);
+    int4_block_dot<C>(_mm512_loadu_si512(q), zp[bg[b]], scale(b), xg, dg, tg, b, acc0);
+    int4_block_dot<C>(_mm512_loadu_si512(q + 64), zp[bg[b + 1]], scale(b + 1), xg, dg, tg, b + 1, acc1);
   }
   for (; b < nb; b++)
-    int4_block_dot<C>(load_codes(p + 64 * b, row_bytes - 64 * b), zp[bg[b]], scale(b), xq, ldq, d, sum, nbq, b, acc0);
+    int4_block_dot<C>(load_codes(p + 64 * b, row_bytes - 64 * b), zp[bg[b]], scale(b), xg, dg, tg, b, acc0);
   for (size_t j = 0; j < C; j++) y[j * ldy + r] = hsum(_mm512_add_ps(acc0[j], acc1[j]));
 }
 
-// Rows [r0, r1) for n activation rows: groups of up to kQ8MaxCols activation rows (the outer loop, so a
-// group's activations stay in L1/L2 while the rows' codes stream past), each row once per group.
+// Rows [r0, r1) for n activation rows: groups of `group` activation rows (the outer loop, so a
+// group's activations stay in L1/L2 while the rows' codes stream past), each row once per group. Group
+// j0 starts at row j0 · nb blocks of xq, d and t.
 template <class Kernel>
-SQ_Q8_TARGET inline void multi_rows(size_t n, size_t r0, size_t r1, const Kernel& k) {
-  for (size_t j0 = 0; j0 < n; j0 += kQ8MaxCols) {
-    const size_t c = std::min(kQ8MaxCols, n - j0);
+SQ_Q8_TARGET inline void multi_rows(size_t n, size_t group, size_t r0, size_t r1, const Kernel& k) {
+  for (size_t j0 = 0; j0 < n; j0 += group) {
+    const size_t c = std::min(group, n - j0);
     for (size_t r = r0; r < r1; r++) {
       switch (c) {
         case 1: k(std::integral_constant<size_t, 1>(), r, j0); break;
@@ -501,21 +499,22 @@ SQ_Q8_TARGET inline void multi_rows(size_t n, size_t r0, size_t r1, const Kernel
   }
 }
 
-SQ_Q8_TARGET void lut_rows_n(const LutView& v, size_t n, const int8_t* xq, size_t ldq, const float* d,
-                             const int32_t* sum, size_t nbq, float* y, size_t ldy, size_t r0, size_t r1) {
-  multi_rows(n, r0, r1, [&](auto C, size_t r, size_t j0) SQ_Q8_TARGET {
+SQ_Q8_TARGET void lut_rows_n(const LutView& v, size_t n, size_t group, const int8_t* xq, const float* d,
+                             const int32_t* t, size_t nb, float* y, size_t ldy, size_t r0, size_t r1) {
+  multi_rows(n, group, r0, r1, [&](auto C, size_t r, size_t j0) SQ_Q8_TARGET {
+    const int8_t* xg = xq + j0 * nb * size_t(kQ8LutBlock);
     if (v.bits == 3)
-      lut3_multi<C()>(v, r, xq + j0 * ldq, ldq, d + j0 * nbq, sum + j0 * nbq, nbq, y + j0 * ldy, ldy);
+      lut3_multi<C()>(v, r, xg, d + j0 * nb, t + j0 * nb, y + j0 * ldy, ldy);
     else
-      lut4_multi<C()>(v, r, xq + j0 * ldq, ldq, d + j0 * nbq, sum + j0 * nbq, nbq, y + j0 * ldy, ldy);
+      lut4_multi<C()>(v, r, xg, d + j0 * nb, t + j0 * nb, y + j0 * ldy, ldy);
   });
 }
 
-SQ_Q8_TARGET void int4_rows_n(const Int4Packed& w, size_t n, const int8_t* xq, size_t ldq, const float* d,
-                              const int32_t* sum, size_t nbq, const int32_t* bg, float* y, size_t ldy, size_t r0,
+SQ_Q8_TARGET void int4_rows_n(const Int4Packed& w, size_t n, size_t group, const int8_t* xq, const float* d,
+                              const int32_t* t, size_t nb, const int32_t* bg, float* y, size_t ldy, size_t r0,
                               size_t r1) {
-  multi_rows(n, r0, r1, [&](auto C, size_t r, size_t j0) SQ_Q8_TARGET {
-    int4_multi<C()>(w, r, xq + j0 * ldq, ldq, d + j0 * nbq, sum + j0 * nbq, nbq, bg, y + j0 * ldy, ldy);
+  multi_rows(n, group, r0, r1, [&](auto C, size_t r, size_t j0) SQ_Q8_TARGET {
+    int4_multi<C()>(w, r, xq + j0 * nb * size_t(kQ8Int4Block), d + j0 * nb, t + j0 * nb, bg, y + j0 * ldy, ldy);
   });
 }
 
