@@ -18,7 +18,9 @@
 #include "quant/pipeline.h"
 #include "test_util.h"
 
-// Counts heap allocations while g_count_allocs is set (every thread).
+// Counts heap allocations while g_count_allocs is set (every thread). new and delete are malloc and free
+// here, so GCC's new/free pairing warning does not apply.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 namespace {
 std::atomic<bool> g_count_allocs{false};
 std::atomic<long> g_allocs{0};

@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "model/tokenizer.h"
 #include "engine/engine.h"
 #include "test_util.h"
 
@@ -153,6 +154,25 @@ TEST(Generate, CliGreedyIdsMatchReference) {
     return s;
   };
   EXPECT_EQ(trim(r.out), trim(want));
+}
+
+// The streamed text is the decode of prompt + generated ids: the first generated token keeps its
+// leading space ("Once upon" + " a time", not "Once upona time").
+TEST(Generate, StreamedTextEqualsDecodeOfAllIds) {
+  auto dir = sqtest::bundled_model();
+  auto tok = Tokenizer::load(dir, 1, 2);
+  for (const char* prompt : {"Once upon", "Once", "Lily liked"}) {
+    auto text = sqtest::run_cli({"generate", "-m", dir.string(), "-p", prompt, "-n", "12", "--temperature", "0"});
+    auto ids = sqtest::run_cli({"generate", "-m", dir.string(), "-p", prompt, "-n", "12", "--temperature", "0", "--ids"});
+    ASSERT_EQ(text.rc, 0) << text.err;
+    ASSERT_EQ(ids.rc, 0) << ids.err;
+    std::vector<int32_t> all = tok->encode_prompt(prompt);
+    std::istringstream in(ids.out);
+    for (int32_t x; in >> x;) all.push_back(x);
+    EXPECT_EQ(text.out, tok->decode(all) + "\n") << prompt;
+  }
+  auto r = sqtest::run_cli({"generate", "-m", dir.string(), "-p", "Once upon", "-n", "3", "--temperature", "0"});
+  EXPECT_EQ(r.out.rfind("Once upon a time", 0), 0u) << r.out;
 }
 
 TEST(Generate, SamplingIsDeterministicForASeed) {

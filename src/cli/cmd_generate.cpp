@@ -1,21 +1,19 @@
 // squeeze generate -m DIR [-p TEXT] [-n N] [--temperature T] [--top-k K] [--top-p P] [--seed S]
+// Written against the public API (include/squeeze/squeeze.h) only, as an application would be.
+#include <squeeze/squeeze.h>
+
 #include <chrono>
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "core/error.h"
-#include "model/model.h"
-#include "model/sampler.h"
-#include "engine/engine.h"
-#include "model/tokenizer.h"
 
 namespace sq::cli {
 
 void add_generate(CLI::App& app) {
   struct Opts {
     std::string model, prompt;
-    int64_t n = 256;
-    SamplerOptions s;
+    int64_t n = 256, ctx = 0;
+    squeeze::SamplerOptions s;
     bool ids = false, stats = false;
     ExecFlags exec;
   };
@@ -24,6 +22,7 @@ void add_generate(CLI::App& app) {
   cmd->add_option("-m,--model", o->model, "model directory (Hugging Face layout)")->required();
   cmd->add_option("-p,--prompt", o->prompt, "prompt text (default: start from BOS alone)");
   cmd->add_option("-n,--n-tokens", o->n, "tokens to generate")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--ctx", o->ctx, "KV cache positions (default: the model's context)")->check(CLI::PositiveNumber);
   cmd->add_option("--temperature", o->s.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-k", o->s.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", o->s.top_p, "nucleus sampling threshold (1 = off)")->check(CLI::Range(0.0, 1.0));
@@ -32,36 +31,38 @@ void add_generate(CLI::App& app) {
   cmd->add_flag("--stats", o->stats, "print timing to stderr at the end");
   o->exec.add(cmd);
   cmd->callback([o] {
-    auto model = Model::load(o->model);
-    auto tok = Tokenizer::load(o->model, model->cfg.bos_id, model->cfg.eos_id);
-    auto ctx = o->exec.make();
-    std::vector<int32_t> ids;
-    if (o->prompt.empty() || tok->add_bos()) ids.push_back(int32_t(model->cfg.bos_id));
-    for (int32_t t : tok->encode(o->prompt)) ids.push_back(t);
-    Engine engine(*model, ctx.ctx);
-    const int32_t seq = engine.add_sequence();
-    if (int64_t(ids.size()) >= engine.max_length())
-      fail("prompt has ", ids.size(), " tokens, the model's context is ", engine.max_length());
-    const int64_t V = model->cfg.vocab_size;
-    Sampler sampler(o->s);
-    StreamDecoder dec(*tok);
+    auto model = squeeze::Model::load(o->model);
+    auto tok = squeeze::Tokenizer::load(*model);
+    squeeze::Engine engine(model, {.kv_tokens = o->ctx, .threads = o->exec.threads, .isa = o->exec.isa});
+    std::vector<int32_t> ids = tok->encode(o->prompt, true);  // BOS first when the tokenizer expects it
+    if (ids.empty()) ids.push_back(model->info().bos_id);       // no prompt: start from BOS alone
+    if (int64_t(ids.size()) >= engine.max_sequence_length())
+      throw squeeze::Error("prompt has " + std::to_string(ids.size()) + " tokens, the context is " +
+                           std::to_string(engine.max_sequence_length()));
+    const squeeze::SeqId seq = engine.add_sequence();
+    squeeze::Sampler sampler(o->s);
+    squeeze::TextStream stream(*tok, ids);  // continues the prompt's text (keeps the next word's space)
     if (!o->ids) std::fputs(o->prompt.c_str(), stdout);
     std::fflush(stdout);
+    std::vector<squeeze::Token> rows;
+    for (size_t i = 0; i < ids.size(); i++) rows.push_back({ids[i], int64_t(i), seq, i + 1 == ids.size()});
     auto t0 = std::chrono::steady_clock::now();
-    engine.feed(seq, ids.data(), int64_t(ids.size()), false);
+    engine.step(rows);
     auto t1 = std::chrono::steady_clock::now();
     int64_t produced = 0;
     while (produced < o->n) {
-      int32_t next = sampler.sample(engine.logits(0), V);
-      if (next == model->cfg.eos_id) break;
+      const int32_t next = sampler.sample(engine.logits(0));
+      if (next == model->info().eos_id) break;
       if (o->ids) std::printf(produced ? " %d" : "%d", next);
-      else std::fputs(dec.push(next).c_str(), stdout);
+      else std::fputs(stream.push(next).c_str(), stdout);
       std::fflush(stdout);
       produced++;
-      if (produced == o->n || engine.length(seq) >= engine.max_length()) break;
-      engine.feed(seq, &next, 1, false);
+      const int64_t pos = engine.sequence_length(seq);
+      if (produced == o->n || pos >= engine.max_sequence_length()) break;
+      const squeeze::Token row{next, pos, seq, true};
+      engine.step({&row, 1});
     }
-    if (!o->ids) std::fputs(dec.flush().c_str(), stdout);
+    if (!o->ids) std::fputs(stream.flush().c_str(), stdout);
     std::fputc('\n', stdout);
     auto t2 = std::chrono::steady_clock::now();
     if (o->stats) {

@@ -5,11 +5,12 @@
 #include <stdexcept>
 #include <string>
 
+#include <squeeze/error.h>
+
 namespace sq {
 
-struct Error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// The public API's error type (include/squeeze/squeeze.h): what the library throws is what callers catch.
+using Error = squeeze::Error;
 
 // Concatenates anything streamable: cat("file ", path, ": bad offset ", off).
 template <typename... Args>

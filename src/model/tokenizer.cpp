@@ -185,6 +185,12 @@ std::vector<int32_t> Tokenizer::encode_prompt(std::string_view text) const {
 // window starts one chunk back and that loss cancels in the difference). Text ending in U+FFFD may
 // be an incomplete character: it waits for more ids.
 
+StreamDecoder::StreamDecoder(const Tokenizer& tok, const std::vector<int32_t>& prefix) : tok_(&tok) {
+  constexpr size_t kContext = 8;  // ids of context: enough for a word boundary, short to decode
+  window_.assign(prefix.size() > kContext ? prefix.end() - kContext : prefix.begin(), prefix.end());
+  emitted_ = window_.size();
+}
+
 std::string StreamDecoder::push(int32_t id) {
   SQ_CHECK(id >= 0 && id < tok_->vocab_size(), "stream decoder: token id ", id, " outside the vocabulary (",
            tok_->vocab_size(), " tokens)");

@@ -58,6 +58,9 @@ class Tokenizer {
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tok) : tok_(&tok) {}
+  // Continues a text already shown: the last ids of `prefix` (a prompt) are the context of the first
+  // pushed id, so its leading space is kept ("Once upon" + " a"), as decode(prefix + ids) has it.
+  StreamDecoder(const Tokenizer& tok, const std::vector<int32_t>& prefix);
   std::string push(int32_t id);
   // Returns whatever is held back (an incomplete character becomes U+FFFD) and starts a new text.
   std::string flush();
