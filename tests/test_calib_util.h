@@ -39,23 +39,9 @@ inline void write_tiny_model(const std::filesystem::path& dir, const TinySpec& s
   std::filesystem::create_directories(dir);
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> nd(0.0, 1.0);
-  sq::ModelConfig c;
-  c.arch = &sq::arch_for(s.type, "write_tiny_model");
-  c.model_type = s.type;
-  c.vocab_size = s.V;
-  c.hidden = s.d;
-  c.intermediate = s.I;
-  c.n_layers = s.layers;
-  c.n_heads = s.H;
-  c.n_kv_heads = c.arch->pos == sq::PosKind::kLearned ? s.H : s.KV;  // OPT has no grouped KV heads
-  c.head_dim = s.d / s.H;
-  c.max_pos = s.max_pos;
-  c.norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  c.sliding_window = s.window;
-  c.tie_embeddings = c.arch->pos == sq::PosKind::kLearned || s.tie;
-  c.bos_id = c.arch->default_bos;
-  c.eos_id = c.arch->default_eos;
+  const sq::ModelConfig c =
+      sq::ModelConfig::make(s.type, {s.V, s.d, s.I, s.layers, s.H, s.KV, s.max_pos, s.window, s.tie});
+  const nlohmann::json cfg_json = c.to_json();
   sq::SafetensorsWriter w;
   const sq::TensorNames names = sq::tensor_names(c, c.arch->roots[0], c.tie_embeddings);
   for (const sq::TensorSpec& t : sq::checkpoint_tensors(c, names)) {
@@ -82,7 +68,7 @@ inline void write_tiny_model(const std::filesystem::path& dir, const TinySpec& s
     }
   }
   w.write(dir / "model.safetensors");
-  sqtest::write_file(dir / "config.json", c.to_json().dump(2));
+  sqtest::write_file(dir / "config.json", cfg_json.dump(2));
 }
 
 // A weight source that adds `delta` to element `index` (row-major) of tensor `name`.

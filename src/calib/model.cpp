@@ -150,17 +150,7 @@ struct CalibModel<T>::Impl {
         m.span_begin[size_t(i)] = i;
       }
       m.span_begin[size_t(L)] = L;
-      AttnRows<T> ar;
-      ar.q = q;
-      ar.n = L;
-      ar.spans = m.spans.data();
-      ar.span_begin = m.span_begin.data();
-      ar.n_heads = m.H;
-      ar.n_kv_heads = m.KV;
-      ar.head_dim = m.hd;
-      ar.kv_stride = m.kvd;
-      ar.scale = T(m.shape.attn_scale);
-      ar.out = a;
+      const auto ar = AttnRows<T>::of(m.shape, q, L, m.spans.data(), m.span_begin.data(), a);
       attention_rows(ar, m.score_ptrs.data(), m.ctx);
     }
     void observe(int64_t, const Role* roles, int n_roles, const T* x, int64_t L, int64_t cols) const {

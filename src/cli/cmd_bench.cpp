@@ -96,6 +96,9 @@ void add_bench(CLI::App& app) {
                   100 * j["gen_bandwidth_fraction"].get<double>(), j["peak_rss_bytes"].get<size_t>() / double(1 << 30),
                   j["peak_rss_over_model_bytes"].get<double>(), many ? ", all models loaded" : "");
     }
+    if (!js.empty())
+      std::printf("\nKV cache: %zu bytes per position (f32), pool of %lld positions per model",
+                  js[0]["kv_bytes_per_position"].get<size_t>(), (long long)js[0]["kv_pool_positions"].get<int64_t>());
     std::printf("\n");
   });
 }

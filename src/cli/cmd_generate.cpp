@@ -12,7 +12,7 @@ namespace sq::cli {
 void add_generate(CLI::App& app) {
   struct Opts {
     std::string model, prompt;
-    int64_t n = 256, ctx = 0;
+    int64_t n = 256, ctx = 0, kv_memory = 0;
     squeeze::SamplerOptions s;
     bool ids = false, stats = false;
     ExecFlags exec;
@@ -23,6 +23,8 @@ void add_generate(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "prompt text (default: start from BOS alone)");
   cmd->add_option("-n,--n-tokens", o->n, "tokens to generate")->check(CLI::NonNegativeNumber);
   cmd->add_option("--ctx", o->ctx, "KV cache positions (default: the model's context)")->check(CLI::PositiveNumber);
+  cmd->add_option("--kv-memory", o->kv_memory, "KV cache size in bytes, e.g. 512M or 2G (the smaller of this and --ctx)")
+      ->transform(CLI::AsSizeValue(false));
   cmd->add_option("--temperature", o->s.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-k", o->s.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-p", o->s.top_p, "nucleus sampling threshold (1 = off)")->check(CLI::Range(0.0, 1.0));
@@ -33,7 +35,8 @@ void add_generate(CLI::App& app) {
   cmd->callback([o] {
     auto model = squeeze::Model::load(o->model);
     auto tok = squeeze::Tokenizer::load(*model);
-    squeeze::Engine engine(model, {.kv_tokens = o->ctx, .threads = o->exec.threads, .isa = o->exec.isa});
+    squeeze::Engine engine(model, {.kv_tokens = o->ctx, .kv_bytes = o->kv_memory, .threads = o->exec.threads,
+                                   .isa = o->exec.isa});
     std::vector<int32_t> ids = tok->encode(o->prompt, true);  // BOS first when the tokenizer expects it
     if (ids.empty()) ids.push_back(model->info().bos_id);       // no prompt: start from BOS alone
     if (int64_t(ids.size()) >= engine.max_sequence_length())

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "engine/kv_cache.h"
 #include "model/model.h"
 
 namespace sq::cli {
@@ -34,6 +35,8 @@ void add_inspect(CLI::App& app) {
     std::map<std::string, int64_t> dtypes;
     for (auto& n : m->ckpt->names()) dtypes[std::string(dtype_name(m->ckpt->get(n).dtype))]++;
     double bpw = lin_params ? 8.0 * double(lin_bytes) / double(lin_params) : 0;
+    // The engine's KV cache (src/engine/kv_cache.h): K and V of every layer, f32, per position.
+    const size_t kv_per_pos = size_t(2 * c.n_layers * c.n_kv_heads * c.head_dim) * sizeof(float);
     nlohmann::json j = {{"model", o->model},
                         {"architecture", c.arch->model_type},
                         {"hidden_size", c.hidden},
@@ -55,6 +58,8 @@ void add_inspect(CLI::App& app) {
                         {"linear_formats", formats},
                         {"tensor_dtypes", dtypes},
                         {"bytes_on_disk", m->ckpt->bytes_on_disk()},
+                        {"kv_bytes_per_position", kv_per_pos},
+                        {"kv_bytes_full_context", kv_per_pos * size_t(c.max_pos)},
                         {"quantization_config", c.quant}};
     if (o->json) {
       std::printf("%s\n", j.dump(2).c_str());
@@ -77,6 +82,9 @@ void add_inspect(CLI::App& app) {
     std::printf("linear storage   %zu bytes, %.3f bits per weight (incl. tables, scales, sparse)\n", lin_bytes, bpw);
     std::printf("tensor dtypes    %s\n", ds.c_str());
     std::printf("bytes on disk    %zu (%.2f MiB)\n", m->ckpt->bytes_on_disk(), m->ckpt->bytes_on_disk() / 1048576.0);
+    std::printf("KV cache         %zu bytes per position (f32, blocks of %lld positions allocated as used); "
+                "%.2f MiB for one full context\n",
+                kv_per_pos, (long long)KvCache::kBlockTokens, double(kv_per_pos) * double(c.max_pos) / 1048576.0);
     if (!c.quant.is_null()) std::printf("quantization     %s\n", c.quant.dump().c_str());
   });
 }

@@ -47,17 +47,7 @@ struct Engine::Exec {
       }
     }
     e.span_begin_[size_t(n)] = ns;
-    AttnRows<float> ar;
-    ar.q = q;
-    ar.n = n;
-    ar.spans = e.spans_.data();
-    ar.span_begin = e.span_begin_.data();
-    ar.n_heads = e.shape_.n_heads;
-    ar.n_kv_heads = e.shape_.n_kv_heads;
-    ar.head_dim = e.shape_.head_dim;
-    ar.kv_stride = kvd;
-    ar.scale = float(e.shape_.attn_scale);
-    ar.out = a;
+    const auto ar = AttnRows<float>::of(e.shape_, q, n, e.spans_.data(), e.span_begin_.data(), a);
     attention_rows(ar, e.score_ptrs_.data(), e.ctx_);
   }
 };

@@ -78,6 +78,27 @@ json ModelConfig::to_json() const {
   return j;
 }
 
+ModelConfig ModelConfig::make(const std::string& model_type, const Dims& d) {
+  ModelConfig c;
+  c.arch = &arch_for(model_type, "config");
+  c.model_type = model_type;
+  c.vocab_size = d.vocab;
+  c.hidden = d.hidden;
+  c.intermediate = d.intermediate;
+  c.n_layers = d.layers;
+  c.n_heads = d.heads;
+  c.n_kv_heads = d.kv_heads;
+  c.head_dim = d.heads > 0 ? d.hidden / d.heads : 0;
+  c.max_pos = d.max_pos;
+  c.sliding_window = d.sliding_window;
+  c.tie_embeddings = d.tied;
+  c.norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  c.bos_id = c.arch->default_bos;
+  c.eos_id = c.arch->default_eos;
+  return parse(c.to_json(), "config of " + model_type);
+}
+
 ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) fail(dir.string(), ": model directory not found");

@@ -34,6 +34,16 @@ struct ModelConfig {
   static ModelConfig parse(const nlohmann::json& j, const std::string& file_name);
   // config.json for this configuration (synth): the shared keys and the family's own.
   nlohmann::json to_json() const;
+
+  // A configuration of family `model_type` with these dimensions (synthetic checkpoints, test
+  // fixtures), passed through config.json so that the family's own rules apply (OPT: no grouped KV
+  // heads, a tied head). head_dim = hidden / heads; norm_eps 1e-5, rope_theta 1e4.
+  struct Dims {
+    int64_t vocab = 0, hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, max_pos = 0;
+    int64_t sliding_window = 0;
+    bool tied = false;
+  };
+  static ModelConfig make(const std::string& model_type, const Dims& d);
 };
 
 }  // namespace sq

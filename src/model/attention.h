@@ -7,6 +7,7 @@
 
 #include "core/context.h"
 #include "kernels/attn.h"
+#include "model/forward.h"
 
 namespace sq {
 
@@ -20,6 +21,23 @@ struct AttnRows {
   int64_t kv_stride = 0;                       // floats between consecutive positions' K (and V) rows
   T scale = 1;
   T* out = nullptr;                            // [n, n_heads·head_dim]
+
+  // The block's attention: heads, scale and KV row stride from its shape.
+  static AttnRows of(const BlockShape& s, const T* q, int64_t n, const kernels::KvSpanT<T>* spans,
+                     const int64_t* span_begin, T* out) {
+    AttnRows a;
+    a.q = q;
+    a.n = n;
+    a.spans = spans;
+    a.span_begin = span_begin;
+    a.n_heads = s.n_heads;
+    a.n_kv_heads = s.n_kv_heads;
+    a.head_dim = s.head_dim;
+    a.kv_stride = s.kv_dim;
+    a.scale = T(s.attn_scale);
+    a.out = out;
+    return a;
+  }
 };
 
 // scores: one buffer per pool thread (ctx.pool->size() of them), each as long as the longest row's

@@ -17,37 +17,19 @@ namespace sq {
 
 namespace {
 
-// The real models' shapes: a config of the family (model/arch/) with their dimensions.
-ModelConfig preset(const std::string& like) {
-  struct P {
-    const char* name;
-    const char* type;
-    int64_t hidden, inter, heads, kv_heads, layers, vocab, max_pos, window;
-  };
-  static const P kPresets[] = {{"llama-7b", "llama", 4096, 11008, 32, 32, 32, 32000, 4096, 0},
-                               {"llama-13b", "llama", 5120, 13824, 40, 40, 40, 32000, 4096, 0},
-                               {"mistral-7b", "mistral", 4096, 14336, 32, 8, 32, 32000, 32768, 4096},
-                               {"opt-6.7b", "opt", 4096, 16384, 32, 32, 32, 50272, 2048, 0}};
-  for (const P& p : kPresets) {
-    if (like != p.name) continue;
-    ModelConfig c;
-    c.arch = &arch_for(p.type, "synth");
-    c.model_type = p.type;
-    c.hidden = p.hidden;
-    c.intermediate = p.inter;
-    c.n_heads = p.heads;
-    c.n_kv_heads = p.kv_heads;
-    c.n_layers = p.layers;
-    c.vocab_size = p.vocab;
-    c.max_pos = p.max_pos;
-    c.sliding_window = p.window;
-    c.norm_eps = 1e-5;
-    c.rope_theta = 10000.0;
-    c.tie_embeddings = c.arch->pos == PosKind::kLearned;  // OPT ties its head; the LLaMAs do not
-    c.bos_id = c.arch->default_bos;
-    c.eos_id = c.arch->default_eos;
-    return c;
-  }
+// The real models' shapes, by family (model/arch/).
+struct Preset {
+  const char* name;
+  const char* type;
+  ModelConfig::Dims dims;  // vocab, hidden, intermediate, layers, heads, kv_heads, max_pos, window, tied
+};
+const Preset& preset(const std::string& like) {
+  static const Preset kPresets[] = {{"llama-7b", "llama", {32000, 4096, 11008, 32, 32, 32, 4096, 0, false}},
+                                    {"llama-13b", "llama", {32000, 5120, 13824, 40, 40, 40, 4096, 0, false}},
+                                    {"mistral-7b", "mistral", {32000, 4096, 14336, 32, 32, 8, 32768, 4096, false}},
+                                    {"opt-6.7b", "opt", {50272, 4096, 16384, 32, 32, 32, 2048, 0, true}}};
+  for (const Preset& p : kPresets)
+    if (like == p.name) return p;
   fail("--like '", like, "' is not one of llama-7b, llama-13b, mistral-7b, opt-6.7b");
 }
 
@@ -61,18 +43,19 @@ uint64_t mix(uint64_t z) {
 
 size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path& out_dir, const ExecContext& ctx) {
   namespace fs = std::filesystem;
-  ModelConfig c = preset(o.like);
-  if (o.layers > 0) c.n_layers = o.layers;
-  if (o.hidden > 0) c.hidden = o.hidden;
-  if (o.intermediate > 0) c.intermediate = o.intermediate;
+  const Preset& p = preset(o.like);
+  ModelConfig::Dims d = p.dims;
+  if (o.layers > 0) d.layers = o.layers;
+  if (o.hidden > 0) d.hidden = o.hidden;
+  if (o.intermediate > 0) d.intermediate = o.intermediate;
   if (o.heads > 0) {  // keeps the real model's query heads per KV head (GQA), at least one KV head
-    const int64_t per_kv = c.n_heads / c.n_kv_heads;
-    c.n_heads = o.heads;
-    c.n_kv_heads = std::max<int64_t>(1, o.heads / per_kv);
-    SQ_CHECK(c.n_heads % c.n_kv_heads == 0, "synth: ", c.n_heads, " heads cannot share ", c.n_kv_heads, " KV heads");
+    const int64_t per_kv = d.heads / d.kv_heads;
+    d.heads = o.heads;
+    d.kv_heads = std::max<int64_t>(1, o.heads / per_kv);
+    SQ_CHECK(d.heads % d.kv_heads == 0, "synth: ", d.heads, " heads cannot share ", d.kv_heads, " KV heads");
   }
-  if (o.vocab > 0) c.vocab_size = o.vocab;
-  c.head_dim = c.hidden / c.n_heads;
+  if (o.vocab > 0) d.vocab = o.vocab;
+  const ModelConfig c = ModelConfig::make(p.type, d);
   SQ_CHECK(o.dtype == DType::F16 || o.dtype == DType::BF16 || o.dtype == DType::F32, "--dtype must be f16, bf16 or f32");
   // Every tensor of the family's checkpoint: weights and embeddings heavy-tailed around 0 (scale 0.02,
   // a typical std of LLM weights), norm weights near 1, biases like weights.
