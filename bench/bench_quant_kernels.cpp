@@ -5,6 +5,7 @@
 //
 //   matvec/<fmt>/<isa>/<rows>x<cols>/threads:<t>    Y[1, rows] = x · Wᵀ (decode)
 //   matmul64/<fmt>/<isa>/<rows>x<cols>/threads:<t>  Y[64, rows] = X[64, cols] · Wᵀ (prompt)
+//   batch<n>/<fmt>/<isa>/<rows>x<cols>/threads:<t>  Y[n, rows], n = 2, 4, 8 (batched decode)
 // fmt: lut3, lut4 (SqueezeLLM, one table per row), lut3s (lut3 + 0.45% sparse), int4g128 (GPTQ),
 // f16 (dense kernels) for the LLaMA-7B shapes.
 // Counters: GBps = weight bytes (LinearWeight::weight_bytes) per second / 1e9; Gw_per_s = weights per
@@ -200,6 +201,13 @@ void register_all() {
   // With int8-activation decode (avx512vnni), the f32-activation kernels of avx512 beside it.
   if (isa == Isa::kAvx512Vnni)
     for (const char* f : fmts) add("matvec", f, Isa::kAvx512, kShapes[0], 1, 1);
+  // Batched decode (the engine's step over 2 .. 8 sequences), at the best ISA and at AVX2.
+  static const std::string kBatchNames[] = {"batch2", "batch4", "batch8"};
+  for (Isa bi : {isa, Isa::kAvx2}) {
+    if (bi == Isa::kAvx2 && isa == Isa::kAvx2) break;
+    for (int i = 0; i < 3; i++)
+      for (const char* f : fmts) add(kBatchNames[i].c_str(), f, bi, kShapes[1], int64_t(2) << i, 2);
+  }
 }
 
 }  // namespace

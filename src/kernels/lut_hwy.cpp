@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <type_traits>
 
 #include "core/dtype.h"
 #include "kernels/int4.h"
@@ -165,9 +166,81 @@ struct LutDecodeSeg {
   void prefetch(size_t, size_t) const {}  // codes are small; the hardware prefetcher keeps up
 };
 
+// Small batches (2 <= n <= kSmallBatch): each weight vector is decoded once in registers, as for the
+// matvec, and multiplied with C rows of X (two accumulators per row, steps alternating). The tile path
+// (tile_hwy-inl.h) decodes into an L1 buffer first and was slower than the matvec at n = 2 (LLaMA-7B
+// shapes, AVX2, 2 threads: batch 2 decoded 0.69x as many tokens per second as batch 1, 1.09x with this).
+// Measured and not kept: X in L1-sized column chunks under panels of 16 weight rows (accumulators
+// parked between chunks), software-prefetched: 16 code streams of a few hundred bytes each defeated
+// the prefetcher and ran slower at n = 2, 4 and 8. Past n = 2 these f32 kernels are bound by the FMAs
+// and X loads (each X row is read from L2 for every weight row); int8 activations (kernels/q8.h, 4×
+// smaller X, 4 products per instruction) are the way past that, on AVX-512 VNNI today.
+constexpr size_t kSmallBatch = 8;
+constexpr size_t kSmallC = HWY_TARGET == HWY_AVX3 ? 8 : 4;  // accumulators: 2·C of the 16 / 32 registers
+// 3-bit codes cost more to unpack, and past n = 4 the tile path's one decode into L1 per row pays off
+// (11008 x 4096, AVX2, 2 threads, n = 8: tiles 0.63x the F16 kernel's speed, these 0.46x; 4-bit: 0.73x
+// vs 0.78x).
+template <int B>
+constexpr size_t kLutSmallBatch = B == 4 ? 8 : 4;
+
+template <int B, size_t C>
+void LutSmall(const LutView& v, const float* x, float* y, size_t ldy, size_t r0, size_t r1) {
+  using LB = LaneBlock<B>;
+  const DF df;
+  const size_t cols = size_t(v.cols), full = cols / LB::kCols, rem = cols % LB::kCols;
+  HWY_ALIGN float xtail[C][LB::kCols];  // a partial last block's X, zero-padded
+  if (rem)
+    for (size_t j = 0; j < C; j++) {
+      std::fill(xtail[j], xtail[j] + LB::kCols, 0.0f);
+      std::copy(x + j * cols + full * LB::kCols, x + (j + 1) * cols, xtail[j]);
+    }
+  for (size_t r = r0; r < r1; r++) {
+    VF lo, hi;
+    RowTables<B>(v.lut + (r << B), lo, hi);
+    const uint32_t* row = v.lane_row(int64_t(r));
+    VF acc[C][2];
+    for (size_t j = 0; j < C; j++) acc[j][0] = acc[j][1] = hn::Zero(df);
+    for (size_t b = 0; b <= full; b++) {
+      if (b == full && !rem) break;
+      LB::Decode(row + b * LB::kWords, lo, hi, [&](size_t t, VF w) HWY_ATTR {
+        for (size_t j = 0; j < C; j++) {
+          const float* xb = b < full ? x + j * cols + b * LB::kCols : xtail[j];
+          acc[j][t & 1] = hn::MulAdd(w, hn::LoadU(df, xb + 8 * t), acc[j][t & 1]);
+        }
+      });
+    }
+    for (size_t j = 0; j < C; j++) y[j * ldy + r] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[j][0], acc[j][1])));
+  }
+}
+
+// n rows of X in groups of up to kSmallC; `one(ptr-to-tag, j0)` runs a group of C rows.
+template <class Group>
+HWY_INLINE void SmallGroups(size_t n, const Group& group) {
+  for (size_t j0 = 0; j0 < n; j0 += kSmallC) {
+    switch (std::min(kSmallC, n - j0)) {
+      case 1: group(std::integral_constant<size_t, 1>(), j0); break;
+      case 2: group(std::integral_constant<size_t, 2>(), j0); break;
+      case 3: group(std::integral_constant<size_t, 3>(), j0); break;
+#if HWY_TARGET == HWY_AVX3
+      case 4: group(std::integral_constant<size_t, 4>(), j0); break;
+      case 5: group(std::integral_constant<size_t, 5>(), j0); break;
+      case 6: group(std::integral_constant<size_t, 6>(), j0); break;
+      case 7: group(std::integral_constant<size_t, 7>(), j0); break;
+      default: group(std::integral_constant<size_t, 8>(), j0); break;
+#else
+      default: group(std::integral_constant<size_t, 4>(), j0); break;
+#endif
+    }
+  }
+}
+
 template <int B>
 void LutRows(const LutView& v, const float* x, size_t n, float* y, size_t r0, size_t r1) {
   if (n == 1) return LutMatvec<B>(v, x, y, r0, r1);
+  if (n <= kLutSmallBatch<B>)
+    return SmallGroups(n, [&](auto C, size_t j0) HWY_ATTR {
+      LutSmall<B, C()>(v, x + j0 * size_t(v.cols), y + j0 * size_t(v.rows), size_t(v.rows), r0, r1);
+    });
   const size_t cols = size_t(v.cols);
   const LutDecodeSeg<B> dec{v};
   tile::RowsBuffered(cols, x, cols, n, y, size_t(v.rows), r0, r1, dec);
@@ -356,9 +429,54 @@ struct Int4LaneDecodeSeg {
   void prefetch(size_t, size_t) const {}
 };
 
+// Small batches over the lane layout: per group, each 8-code vector converted once and multiplied with
+// C rows of xq (stored order, row stride ldx); y = Σ_g s·(Σ code·x − zero·Σ x) per row of X.
+template <size_t C>
+void Int4LaneSmall(const Int4Packed& w, const float* xq, size_t ldx, const float* xsum, float* y, size_t ldy,
+                   size_t r0, size_t r1) {
+  const DF df;
+  const DU du;
+  const DI di;
+  const VU m15 = hn::Set(du, 15u);
+  const size_t G = size_t(w.n_groups);
+  const int32_t* gb = w.group_begin.data();
+  for (size_t r = r0; r < r1; r++) {
+    const uint32_t* row = w.lane_codes(int64_t(r));
+    const uint32_t* sc = w.lane_scales(int64_t(r));  // f32 bit patterns
+    const uint8_t* zp = w.lane_zeros(int64_t(r));
+    VF acc[C];
+    float zterm[C];
+    for (size_t j = 0; j < C; j++) acc[j] = hn::Zero(df), zterm[j] = 0;
+    for (size_t g = 0; g < G; g++) {
+      const size_t b0 = size_t(gb[g]) / 64, b1 = (size_t(gb[g + 1]) + 63) / 64;
+      VF d[C];
+      for (size_t j = 0; j < C; j++) d[j] = hn::Zero(df);
+      for (size_t b = b0; b < b1; b++) {
+        VU v = hn::LoadU(du, row + b * 8);
+        for (size_t t = 0; t < 8; t++, v = hn::ShiftRight<4>(v)) {
+          const VF code = hn::ConvertTo(df, hn::BitCast(di, hn::And(v, m15)));
+          for (size_t j = 0; j < C; j++) d[j] = hn::MulAdd(code, hn::LoadU(df, xq + j * ldx + 64 * b + 8 * t), d[j]);
+        }
+      }
+      const float s = std::bit_cast<float>(sc[g]);
+      for (size_t j = 0; j < C; j++) {
+        acc[j] = hn::MulAdd(hn::Set(df, s), d[j], acc[j]);
+        zterm[j] += s * float(zp[g]) * xsum[j * G + g];
+      }
+    }
+    for (size_t j = 0; j < C; j++) y[j * ldy + r] = hn::GetLane(hn::SumOfLanes(df, acc[j])) - zterm[j];
+  }
+}
+
 void Int4LaneRows(const Int4Packed& w, const float* xq, size_t ldx, const float* xsum, size_t n, float* y, size_t r0,
                   size_t r1) {
   if (n == 1) return Int4LaneMatvec(w, xq, xsum, y, r0, r1);
+  if (n <= kSmallBatch) {
+    const size_t G = size_t(w.n_groups);
+    return SmallGroups(n, [&](auto C, size_t j0) HWY_ATTR {
+      Int4LaneSmall<C()>(w, xq + j0 * ldx, ldx, xsum + j0 * G, y + j0 * size_t(w.rows), size_t(w.rows), r0, r1);
+    });
+  }
   tile::RowsBuffered(ldx, xq, ldx, n, y, size_t(w.rows), r0, r1, Int4LaneDecodeSeg{w});
 }
 
