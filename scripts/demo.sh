@@ -21,10 +21,10 @@ echo "== generate (sampled)"
 $SQ generate -m "$M" -p "Once upon a time" -n 80 --temperature 0.8 --seed 1
 
 echo "== calibrate: Fisher sensitivities + activation statistics (32 x 128 tokens of $CALIB)"
-$SQ calibrate -m "$M" --data "$CALIB" --samples 32 --seqlen 128 --sampling sequential -o "$OUT/calib.safetensors"
+$SQ calibrate -m "$M" --data "$CALIB" --samples 32 --seqlen 128 --sampling sequential -o "$OUT/calib.safetensors" --force
 
 echo "== quantize"
-q() { local name=$1; shift; $SQ quantize -m "$M" -o "$OUT/$name" --sensitivity "$OUT/calib.safetensors" -q "$@" \
+q() { local name=$1; shift; $SQ quantize -m "$M" -o "$OUT/$name" --force --sensitivity "$OUT/calib.safetensors" -q "$@" \
         --calib "$CALIB" --samples 32 --seqlen 128 --sampling sequential --json > "$OUT/$name.json"; }
 q rtn-w3        --method rtn --bits 3
 q squeezellm-w3 --method squeezellm --bits 3

@@ -88,7 +88,7 @@ TEST(Synth, CliBadInputIsOneClearError) {
   EXPECT_FALSE(std::filesystem::exists(tmp / "x"));
   r = sqtest::run_cli({"synth", "--like", "llama-7b", "--layers", "1", "-o", (tmp / "missing" / "x").string()});
   EXPECT_EQ(r.rc, 1);
-  EXPECT_NE(r.err.find("parent directory does not exist"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot write: directory"), std::string::npos) << r.err;
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path));
 }
 

@@ -140,7 +140,8 @@ std::vector<float> forward_logits(const ModelConfig& cfg, const TensorNames& nam
 }
 
 void write_calibration(const std::filesystem::path& out, const CalibResult& res,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, const OutputPolicy* policy) {
+  if (policy) check_output_file(out, *policy);
   struct Item {
     std::vector<int64_t> shape;
     const std::vector<float>* data;
@@ -163,7 +164,9 @@ void write_calibration(const std::filesystem::path& out, const CalibResult& res,
     items["fisher." + res.head.prefix] = {{res.head.rows, res.head.cols},
                                           find(res.fisher, res.head.prefix, size_t(res.head.rows * res.head.cols), "fisher")};
   nlohmann::json h = nlohmann::json::object();
-  if (!metadata.empty()) h["__metadata__"] = metadata;
+  std::map<std::string, std::string> meta = metadata;
+  meta["created_by"] = "squeeze calibrate";
+  h["__metadata__"] = meta;
   uint64_t off = 0;
   for (const auto& [name, it] : items) {
     const uint64_t nb = it.data->size() * 4;

@@ -19,6 +19,7 @@
 #include "calib/model.h"
 #include "calib/weights.h"
 #include "core/context.h"
+#include "core/output_path.h"
 #include "io/config.h"
 
 namespace sq {
@@ -70,9 +71,11 @@ CalibResult calibrate(const ModelConfig& cfg, const TensorNames& names, const We
 
 // Writes fisher.L [rows, cols], absmax.L [cols], meansq.L [cols] (F32) and the metadata (suggested
 // keys: model, data, samples, seqlen, sampling, seed) atomically: on any error no file is left at out.
-// Streams the tensors (no second in-memory copy of the model-sized Fisher arrays).
+// Streams the tensors (no second in-memory copy of the model-sized Fisher arrays). The metadata also
+// gets created_by = "squeeze calibrate" (what core/output_path.h recognises as squeeze's); with a
+// policy, out is checked against it (check_output_file) before anything is written.
 void write_calibration(const std::filesystem::path& out, const CalibResult& result,
-                       const std::map<std::string, std::string>& metadata);
+                       const std::map<std::string, std::string>& metadata, const OutputPolicy* policy = nullptr);
 
 // Mean next-token cross-entropy of one sequence (finite differences, alpha searches, checks).
 double sequence_loss(const ModelConfig& cfg, const TensorNames& names, const WeightSource& weights,

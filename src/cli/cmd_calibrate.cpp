@@ -10,27 +10,16 @@
 
 #include "cli/calib_common.h"
 #include "core/error.h"
+#include "core/output_path.h"
 
 namespace sq::cli {
 
-namespace {
-// Fails on an unwritable destination before the (long) computation rather than after it.
-void check_output_file(const std::string& out) {
-  std::error_code ec;
-  const std::filesystem::path p(out);
-  if (std::filesystem::is_directory(p, ec)) fail(out, ": is a directory, expected an output file name");
-  const auto parent = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(parent, ec))
-    fail(out, ": cannot write: directory ", parent.string(), " does not exist");
-  if (::access(parent.c_str(), W_OK) != 0) fail(out, ": cannot write: directory ", parent.string(), " is not writable");
-}
-}  // namespace
 
 void add_calibrate(CLI::App& app) {
   struct Opts {
     std::string model, out;
     CalibFlags calib;
-    bool json = false, quiet = false, f64 = false;
+    bool json = false, quiet = false, f64 = false, force = false;
     ExecFlags exec;
   };
   auto o = std::make_shared<Opts>();
@@ -39,11 +28,15 @@ void add_calibrate(CLI::App& app) {
   cmd->add_option("-o,--out", o->out, "output .safetensors file")->required();
   o->calib.add(cmd, /*data_required=*/true);
   cmd->add_flag("--f64", o->f64, "compute in double precision (slower; a reference)");
+  cmd->add_flag("--force", o->force, "replace an earlier squeeze calibration file at -o");
   cmd->add_flag("--json", o->json, "print one JSON object");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress bar");
   o->exec.add(cmd);
   cmd->callback([o] {
-    check_output_file(o->out);
+    // Before the (long) computation rather than after it; write_calibration checks again.
+    const std::filesystem::path out = output_path(o->out);
+    const OutputPolicy policy{{o->model, o->calib.data}, o->force, "calibrate"};
+    check_output_file(out, policy);
     auto model = Model::load(o->model);
     const auto windows = load_calibration_windows(*model, o->calib);
     auto ctx = o->exec.make();
@@ -53,7 +46,7 @@ void add_calibrate(CLI::App& app) {
     const CalibResult r = calibrate(model->cfg, *model->ckpt, windows, ctx.ctx, opts);
     auto meta = calibration_metadata(*model, o->calib, r);
     meta["precision"] = opts.f64 ? "f64" : "f32";
-    write_calibration(o->out, r, meta);
+    write_calibration(out, r, meta, &policy);
     const double tps = r.seconds > 0 ? double(r.tokens) / r.seconds : 0;
     if (o->json) {
       nlohmann::json j = {{"out", o->out},       {"linears", r.linears.size()}, {"samples", windows.size()},

@@ -10,6 +10,7 @@
 #include "cli/calib_common.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/output_path.h"
 #include "quant/pipeline.h"
 
 namespace sq::cli {
@@ -19,7 +20,7 @@ void add_quantize(CLI::App& app) {
     std::string model, out, sensitivity, kmeans = "fast";
     QuantizeOptions q;
     CalibFlags calib;
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, force = false;
     ExecFlags exec;
   };
   auto o = std::make_shared<Opts>();
@@ -42,10 +43,17 @@ void add_quantize(CLI::App& app) {
   cmd->add_flag("--clip-search", o->q.clip_search, "int4: shrink group ranges to minimise squared error");
   cmd->add_option("--sensitivity", o->sensitivity, "calibration file from `squeeze calibrate`, or 'uniform'");
   o->calib.add(cmd, false);
+  cmd->add_flag("--force", o->force, "replace an earlier squeeze output at -o");
   cmd->add_flag("--json", o->json, "print a JSON report");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress bars");
   o->exec.add(cmd);
   cmd->callback([o] {
+    // Checked before the long work, and again when the result is moved into place.
+    const std::filesystem::path out = output_path(o->out);
+    OutputPolicy policy{{o->model}, o->force, "quantize"};
+    if (!o->sensitivity.empty() && o->sensitivity != "uniform") policy.inputs.push_back(o->sensitivity);
+    if (!o->calib.data.empty()) policy.inputs.push_back(o->calib.data);
+    check_output_directory(out, policy);
     auto model = Model::load(o->model);
     auto ctx = o->exec.make();
     QuantizeOptions q = o->q;
@@ -53,7 +61,6 @@ void add_quantize(CLI::App& app) {
     q.seed = o->calib.opts.seed;
     q.progress = !o->quiet;
     o->calib.opts.progress = !o->quiet;
-    check_output_directory(o->out);  // before the long work, not after it
     const bool needs_stats = q.method == "smoothquant+" || (q.method == "squeezellm" && o->sensitivity != "uniform");
     std::vector<std::vector<int32_t>> windows;
     if (!o->calib.data.empty()) windows = load_calibration_windows(*model, o->calib);
@@ -90,8 +97,8 @@ void add_quantize(CLI::App& app) {
     } else {
       qm.quant_config["calibration"] = "uniform sensitivity (no calibration)";
     }
-    write_quantized_checkpoint(*model, qm, o->out);
-    auto out_model = Model::load(o->out);  // validates what was written
+    write_quantized_checkpoint(*model, qm, out, policy);
+    auto out_model = Model::load(out);  // validates what was written
     size_t lin_bytes = 0;
     int64_t lin_params = 0;
     for (size_t i = 0; i < out_model->layers.size(); i++)

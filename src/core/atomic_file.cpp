@@ -1,26 +1,39 @@
 #include "core/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/output_path.h"
 
 namespace sq {
 
 AtomicFile::AtomicFile(const std::filesystem::path& target) : target_(target) {
   tmp_ = target;
   tmp_ += cat(".tmp.", ::getpid());
-  f_ = std::fopen(tmp_.c_str(), "wb");
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  // Unnamed until complete; linking it in goes through /proc/self/fd, so only where /proc is there.
+  if (::access("/proc/self/fd", X_OK) == 0) {
+    const int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd >= 0) {
+      f_ = ::fdopen(fd, "wb");
+      if (f_) unnamed_ = true;
+      else ::close(fd);
+    }
+  }
+  if (!f_) f_ = std::fopen(tmp_.c_str(), "wb");
   if (!f_) fail(target.string(), ": cannot write: ", std::strerror(errno));
 }
 
 AtomicFile::~AtomicFile() {
   if (f_) std::fclose(f_);
-  if (!committed_) {
+  if (!committed_ && !unnamed_) {
     std::error_code ec;
     std::filesystem::remove(tmp_, ec);
   }
@@ -33,6 +46,14 @@ void AtomicFile::write(const void* data, size_t n) {
 void AtomicFile::commit() {
   if (std::fflush(f_) != 0 || ::fsync(fileno(f_)) != 0)
     fail(target_.string(), ": write failed: ", std::strerror(errno));
+  if (unnamed_) {  // give it the temporary's name, then rename that over the target as below
+    const std::string fdpath = cat("/proc/self/fd/", fileno(f_));
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);  // a leftover of an earlier process with the same pid
+    if (::linkat(AT_FDCWD, fdpath.c_str(), AT_FDCWD, tmp_.c_str(), AT_SYMLINK_FOLLOW) != 0)
+      fail(target_.string(), ": cannot link the written file into place: ", std::strerror(errno));
+    unnamed_ = false;  // from here the destructor removes tmp_ if the rename fails
+  }
   std::FILE* f = f_;
   f_ = nullptr;
   if (std::fclose(f) != 0) fail(target_.string(), ": write failed: ", std::strerror(errno));
@@ -63,43 +84,21 @@ std::string read_text_file(const std::filesystem::path& path) {
 
 namespace sq {
 
-void check_output_directory(const std::filesystem::path& target) {
+AtomicDirectory::AtomicDirectory(const std::filesystem::path& target, const OutputPolicy& policy)
+    : target_(target), inputs_(policy.inputs), force_(policy.force) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  if (!fs::is_directory(parent, ec)) fail(target.string(), ": parent directory does not exist");
-  if (!fs::exists(target, ec)) return;
-  if (!fs::is_directory(target, ec)) fail(target.string(), ": exists and is not a directory");
-  if (!fs::is_empty(target, ec) && !fs::exists(target / "config.json", ec))
-    fail(target.string(), ": exists, is not empty and is not a model directory; refusing to replace it");
-}
-
-void replace_directory(const std::filesystem::path& tmp, const std::filesystem::path& target) {
-  namespace fs = std::filesystem;
-  check_output_directory(target);
-  std::error_code ec;
-  if (fs::exists(target, ec)) {
-    fs::path old = target;
-    old += cat(".old.", ::getpid());
-    fs::rename(target, old, ec);
-    if (ec) fail(target.string(), ": cannot replace existing directory: ", ec.message());
-    fs::rename(tmp, target, ec);
-    if (ec) fail(target.string(), ": cannot rename temporary directory into place: ", ec.message());
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(tmp, target, ec);
-    if (ec) fail(target.string(), ": cannot rename temporary directory into place: ", ec.message());
-  }
-}
-
-AtomicDirectory::AtomicDirectory(const std::filesystem::path& target) : target_(target) {
-  namespace fs = std::filesystem;
-  check_output_directory(target_);
+  check_output_directory(target_, policy);
+  remove_stale_temporaries(target_);
   tmp_ = target_;
   tmp_ += cat(".tmp.", ::getpid());
   std::error_code ec;
-  fs::remove_all(tmp_, ec);  // a leftover of an earlier process with the same pid
+  if (fs::exists(tmp_, ec)) {  // a leftover of an earlier process with the same pid: only if it is ours
+    if (!is_squeeze_directory(tmp_)) fail(tmp_.string(), ": exists and was not written by squeeze; remove it or choose another output");
+    fs::remove_all(tmp_, ec);
+  }
   if (!fs::create_directory(tmp_, ec)) fail(target_.string(), ": cannot create output directory: ", ec.message());
+  const nlohmann::json marker = {{"created_by", "squeeze"}, {"command", policy.command}};
+  write_file_atomic(tmp_ / kOutputMarker, marker.dump() + "\n");
 }
 
 AtomicDirectory::~AtomicDirectory() {
@@ -109,7 +108,25 @@ AtomicDirectory::~AtomicDirectory() {
 }
 
 void AtomicDirectory::commit() {
-  replace_directory(tmp_, target_);
+  namespace fs = std::filesystem;
+  check_output_directory(target_, OutputPolicy{inputs_, force_, ""});  // nothing changed meanwhile
+  std::error_code ec;
+  if (fs::exists(target_, ec)) {  // empty, or an earlier squeeze output replaced with --force
+    fs::path old = target_;
+    old += cat(".old.", ::getpid());
+    fs::rename(target_, old, ec);
+    if (ec) fail(target_.string(), ": cannot replace existing directory: ", ec.message());
+    fs::rename(tmp_, target_, ec);
+    if (ec) {
+      std::error_code ec2;
+      fs::rename(old, target_, ec2);  // put the earlier output back
+      fail(target_.string(), ": cannot rename temporary directory into place: ", ec.message());
+    }
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(tmp_, target_, ec);
+    if (ec) fail(target_.string(), ": cannot rename temporary directory into place: ", ec.message());
+  }
   committed_ = true;
 }
 

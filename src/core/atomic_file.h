@@ -1,10 +1,13 @@
-// Outputs are written to "<path>.tmp.<pid>" and renamed over the target only when complete, so a
-// failed or interrupted run never leaves a half-written file under the real name.
+// Outputs are written unnamed (O_TMPFILE; "<path>.tmp.<pid>" where the file system lacks it) and
+// renamed over the target only when complete, so a failed or interrupted run never leaves a
+// half-written file under the real name, nor (with O_TMPFILE) a temporary. What may be replaced is
+// core/output_path.h's business: check there first.
 #pragma once
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sq {
 
@@ -23,6 +26,7 @@ class AtomicFile {
  private:
   std::filesystem::path target_, tmp_;
   std::FILE* f_ = nullptr;
+  bool unnamed_ = false;  // O_TMPFILE: linked as tmp_ only in commit()
   bool committed_ = false;
 };
 
@@ -33,28 +37,28 @@ std::string read_text_file(const std::filesystem::path& path);  // throws sq::Er
 }  // namespace sq
 
 namespace sq {
-// Moves a completed temporary directory onto `target`. An existing target is replaced only if it is
-// empty or looks like a model directory (has config.json), so a mistyped -o never deletes other data.
-void replace_directory(const std::filesystem::path& tmp, const std::filesystem::path& target);
-// Refuses, before any work, a target that replace_directory would refuse.
-void check_output_directory(const std::filesystem::path& target);
+struct OutputPolicy;
 
-// An output directory built under "<target>.tmp.<pid>" (the parent must exist) and moved onto the
-// target by commit(); destroyed with everything in it if commit() is never reached. The constructor
-// refuses, before any work, a target that replace_directory would refuse.
+// An output directory built under "<target>.tmp.<pid>" (the parent must exist), with squeeze's marker
+// file in it from the start, and moved onto the target by commit(); destroyed with everything in it if
+// commit() is never reached. The constructor checks the target against `policy` (core/output_path.h)
+// before any work and removes temporaries that killed runs left beside it; commit() checks again and
+// replaces an existing target (an earlier squeeze output, with --force) only then.
 class AtomicDirectory {
  public:
-  explicit AtomicDirectory(const std::filesystem::path& target);
+  AtomicDirectory(const std::filesystem::path& target, const OutputPolicy& policy);
   ~AtomicDirectory();
   AtomicDirectory(const AtomicDirectory&) = delete;
   AtomicDirectory& operator=(const AtomicDirectory&) = delete;
 
   const std::filesystem::path& path() const { return tmp_; }  // write the files here
   std::filesystem::path operator/(const std::filesystem::path& name) const { return tmp_ / name; }
-  void commit();  // replace_directory(path(), target)
+  void commit();
 
  private:
   std::filesystem::path target_, tmp_;
+  std::vector<std::filesystem::path> inputs_;
+  bool force_ = false;
   bool committed_ = false;
 };
 }  // namespace sq

@@ -41,7 +41,8 @@ uint64_t mix(uint64_t z) {
 
 }  // namespace
 
-size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path& out_dir, const ExecContext& ctx) {
+size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path& out_dir, const ExecContext& ctx,
+                             const OutputPolicy& policy) {
   namespace fs = std::filesystem;
   const Preset& p = preset(o.like);
   ModelConfig::Dims d = p.dims;
@@ -78,7 +79,10 @@ size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path&
   hs.append((8 - hs.size() % 8) % 8, ' ');
   uint64_t hn = hs.size();
 
-  AtomicDirectory tmp(out_dir);
+  OutputPolicy out_policy = policy;
+  if (!o.tokenizer.empty()) out_policy.inputs.push_back(o.tokenizer);
+  if (out_policy.command.empty()) out_policy.command = "synth";
+  AtomicDirectory tmp(out_dir, out_policy);
   std::error_code ec;
   {
     AtomicFile f(tmp / "model.safetensors");

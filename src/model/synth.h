@@ -8,6 +8,7 @@
 
 #include "core/context.h"
 #include "core/dtype.h"
+#include "core/output_path.h"
 
 namespace sq {
 
@@ -24,6 +25,8 @@ struct SynthOptions {
 
 // Writes config.json + model.safetensors (streamed, so memory stays small) into out_dir atomically.
 // Returns the bytes of model.safetensors.
-size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path& out_dir, const ExecContext& ctx);
+// `policy` (core/output_path.h): the tokenizer to copy is always among its inputs.
+size_t write_synthetic_model(const SynthOptions& o, const std::filesystem::path& out_dir, const ExecContext& ctx,
+                             const OutputPolicy& policy = {});
 
 }  // namespace sq

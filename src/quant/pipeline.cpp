@@ -119,9 +119,13 @@ nlohmann::json autogptq_quantize_config(const nlohmann::json& qc) {
   return out;
 }
 
-void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir) {
+void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir,
+                                const OutputPolicy& policy) {
   namespace fs = std::filesystem;
-  AtomicDirectory tmp(out_dir);
+  OutputPolicy p = policy;
+  p.inputs.push_back(src.dir);
+  if (p.command.empty()) p.command = "quantize";
+  AtomicDirectory tmp(out_dir, p);
   std::error_code ec;
 
   SafetensorsWriter w;

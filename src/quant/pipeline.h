@@ -16,6 +16,7 @@
 
 #include "core/context.h"
 #include "core/dtype.h"
+#include "core/output_path.h"
 #include "formats/int4_group.h"
 #include "formats/lut.h"
 #include "model/model.h"
@@ -95,7 +96,10 @@ std::unique_ptr<LinearWeight>* model_linear(Model& model, const std::string& pre
 // tensor as stored (replaced tensors in their original dtype). A GPTQ checkpoint also gets
 // quantize_config.json (autogptq_quantize_config) for AutoGPTQ's from_quantized. Written to
 // OUT.tmp.<pid> and renamed.
-void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir);
+//
+// `policy` (core/output_path.h): the source model's directory is always among its inputs.
+void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const std::filesystem::path& out_dir,
+                                const OutputPolicy& policy = {});
 
 // AutoGPTQ's quantize_config.json for a GPTQ "quantization_config": only BaseQuantizeConfig's fields
 // (bits, group_size, damp_percent, desc_act, static_groups, sym, true_sequential, model_name_or_path,
