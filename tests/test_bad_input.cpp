@@ -173,4 +173,51 @@ TEST(BadInput, BadFlag) {
   EXPECT_NE(r.err.find("squeeze: error:"), std::string::npos);
 }
 
+// Config values that overflowed dimension products, allocated before validating, or gave NaN
+// perplexity (issue 18): each is one error naming the key.
+TEST(BadInput, ConfigValuesOutOfBounds) {
+  struct Case {
+    const char* key;
+    nlohmann::json value;
+    const char* needle;
+  };
+  const Case cases[] = {
+      {"head_dim", int64_t(1) << 61, "\"head_dim\" is"},
+      {"max_position_embeddings", int64_t(1) << 59, "\"max_position_embeddings\" is"},
+      {"max_position_embeddings", int64_t(1000000000000), "\"max_position_embeddings\" is"},
+      {"num_hidden_layers", int64_t(10000000), "\"num_hidden_layers\" is"},
+      {"rms_norm_eps", 0.0, "norm epsilon"},
+      {"rms_norm_eps", -1e-6, "norm epsilon"},
+      {"rope_theta", 0.0, "\"rope_theta\""},
+      {"rope_theta", -10000.0, "\"rope_theta\""},
+  };
+  for (const Case& c : cases) {
+    ModelCopy m;
+    auto cfg = nlohmann::json::parse(sqtest::read_file(m.dir / "config.json"));
+    cfg[c.key] = c.value;
+    sqtest::write_file(m.dir / "config.json", cfg.dump());
+    SCOPED_TRACE(std::string(c.key) + " = " + c.value.dump());
+    expect_error(inspect(m.dir), {"config.json", c.needle});
+    expect_error(sqtest::run_cli({"generate", "-m", m.dir.string(), "-n", "2"}), {"config.json", c.needle});
+  }
+}
+
+TEST(BadInput, NonFiniteSamplingAndSearchFlags) {
+  const std::string m = sqtest::bundled_model().string();
+  for (const char* v : {"nan", "inf", "-nan"}) {
+    for (const char* flag : {"--temperature", "--top-p"}) {
+      auto r = sqtest::run_cli({"generate", "-m", m, "-n", "2", flag, v});
+      EXPECT_EQ(r.rc, 2) << flag << " " << v << ": " << r.err;
+      EXPECT_NE(r.err.find("finite"), std::string::npos) << r.err;
+    }
+  }
+  TempDir tmp;
+  for (const char* step : {"1e-5", "1e-12", "nan", "0"}) {
+    auto r = sqtest::run_cli({"quantize", "-m", m, "-o", (tmp / "q").string(), "--method", "smoothquant+", "--bits",
+                              "4", "--alpha-step", step});
+    EXPECT_EQ(r.rc, 2) << step << ": " << r.err;
+    EXPECT_FALSE(std::filesystem::exists(tmp / "q"));
+  }
+}
+
 }  // namespace

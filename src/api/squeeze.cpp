@@ -1,6 +1,7 @@
 // The public API (include/squeeze/squeeze.h) over the internal classes: sq::Model, sq::Tokenizer,
 // sq::StreamDecoder, sq::Engine, sq::Sampler. Errors thrown inside are sq::Error, which is
 // squeeze::Error (core/error.h).
+#include <cmath>
 #include <squeeze/squeeze.h>
 
 #include "core/context.h"
@@ -124,8 +125,21 @@ struct Sampler::Impl {
   sq::Sampler s;
 };
 
-Sampler::Sampler(const SamplerOptions& o)
-    : impl_(new Impl{sq::Sampler(sq::SamplerOptions{o.temperature, o.top_k, o.top_p, o.seed})}) {}
+namespace {
+const SamplerOptions& checked(const SamplerOptions& o) {
+  if (!(std::isfinite(o.temperature) && o.temperature >= 0))
+    throw Error("sampler: temperature must be a finite number >= 0, got " + std::to_string(o.temperature));
+  if (!(std::isfinite(o.top_p) && o.top_p > 0 && o.top_p <= 1))
+    throw Error("sampler: top_p must be in (0, 1], got " + std::to_string(o.top_p));
+  if (o.top_k < 0) throw Error("sampler: top_k must be >= 0, got " + std::to_string(o.top_k));
+  return o;
+}
+}  // namespace
+
+Sampler::Sampler(const SamplerOptions& options) {
+  const SamplerOptions& o = checked(options);
+  impl_.reset(new Impl{sq::Sampler(sq::SamplerOptions{o.temperature, o.top_k, o.top_p, o.seed})});
+}
 Sampler::~Sampler() = default;
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("sampler: no logits");

@@ -25,9 +25,10 @@ void add_generate(CLI::App& app) {
   cmd->add_option("--ctx", o->ctx, "KV cache positions (default: the model's context)")->check(CLI::PositiveNumber);
   cmd->add_option("--kv-memory", o->kv_memory, "KV cache size in bytes, e.g. 512M or 2G (the smaller of this and --ctx)")
       ->transform(CLI::AsSizeValue(false));
-  cmd->add_option("--temperature", o->s.temperature, "0 = greedy")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temperature", o->s.temperature, "0 = greedy")->check(finite_number() & CLI::NonNegativeNumber);
   cmd->add_option("--top-k", o->s.top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--top-p", o->s.top_p, "nucleus sampling threshold (1 = off)")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--top-p", o->s.top_p, "nucleus sampling threshold (1 = off)")
+      ->check(finite_number() & CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", o->s.seed, "random seed");
   cmd->add_flag("--ids", o->ids, "print token ids (one line) instead of text");
   cmd->add_flag("--stats", o->stats, "print timing to stderr at the end");

@@ -39,7 +39,8 @@ void add_quantize(CLI::App& app) {
   cmd->add_option("--kmeans", o->kmeans, "fast (Lloyd, k-means++) or exact (dynamic programming)")
       ->check(CLI::IsMember({"fast", "exact"}));
   cmd->add_option("--alpha", o->q.alpha, "smoothquant+: auto (search), none, or a strength in [0, 1]");
-  cmd->add_option("--alpha-step", o->q.alpha_step, "smoothquant+: grid step of the alpha search");
+  cmd->add_option("--alpha-step", o->q.alpha_step, "smoothquant+: grid step of the alpha search (0.005 .. 1)")
+      ->check(finite_number() & CLI::Range(0.005, 1.0));  // at most 201 candidates
   cmd->add_flag("--clip-search", o->q.clip_search, "int4: shrink group ranges to minimise squared error");
   cmd->add_option("--sensitivity", o->sensitivity, "calibration file from `squeeze calibrate`, or 'uniform'");
   o->calib.add(cmd, false);

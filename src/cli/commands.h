@@ -3,11 +3,27 @@
 // progress to stderr. Work happens in the subcommand callback; errors are sq::Error.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <string>
 
 #include "core/context.h"
 
 namespace sq::cli {
+
+// CLI11's numeric checks let "nan" and "inf" through (every comparison with NaN is false).
+inline CLI::Validator finite_number() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          size_t n = 0;
+          const double v = std::stod(s, &n);
+          if (n == s.size() && std::isfinite(v)) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a finite number, got " + s;
+      },
+      "FINITE");
+}
 
 void add_commands(CLI::App& app);
 

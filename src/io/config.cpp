@@ -1,5 +1,7 @@
 #include "io/config.h"
 
+#include <cmath>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/config_keys.h"
@@ -51,6 +53,23 @@ ModelConfig ModelConfig::parse(const json& j, const std::string& file) {
   c.max_pos = get_int(j, file, "max_position_embeddings");
   c.arch->parse(j, file, c);
   c.head_dim = get_int_or(j, file, "head_dim", c.hidden / c.n_heads);
+  // Bounds far past any released model, so that products of dimensions (tensor sizes, KV bytes per
+  // position, a full context's KV) cannot overflow int64 and a typo is not an allocation of petabytes.
+  auto bound = [&](const char* key, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi) fail(file, ": key \"", key, "\" is ", v, ", outside ", lo, " .. ", hi);
+  };
+  bound("vocab_size", c.vocab_size, 1, int64_t(1) << 24);
+  bound("hidden_size", c.hidden, 1, int64_t(1) << 18);
+  bound(c.arch->mlp == MlpKind::kGated ? "intermediate_size" : "ffn_dim", c.intermediate, 1, int64_t(1) << 20);
+  bound("num_hidden_layers", c.n_layers, 1, 4096);
+  bound("num_attention_heads", c.n_heads, 1, 4096);
+  bound("num_key_value_heads", c.n_kv_heads, 1, 4096);
+  bound("head_dim", c.head_dim, 1, 4096);
+  bound("max_position_embeddings", c.max_pos, 1, int64_t(1) << 24);
+  if (!(std::isfinite(c.norm_eps) && c.norm_eps > 0 && c.norm_eps < 1))
+    fail(file, ": the norm epsilon must be a number in (0, 1), got ", c.norm_eps);
+  if (c.arch->pos == PosKind::kRope && !(std::isfinite(c.rope_theta) && c.rope_theta > 1))
+    fail(file, ": key \"rope_theta\" must be a finite number above 1, got ", c.rope_theta);
   if (c.head_dim * c.n_heads != c.hidden && !j.contains("head_dim"))
     fail(file, ": hidden_size ", c.hidden, " is not divisible by num_attention_heads ", c.n_heads);
   if (c.n_kv_heads <= 0 || c.n_heads % c.n_kv_heads != 0)
