@@ -1,7 +1,10 @@
 // Bad input gets one line naming the file and the problem, exit status 1, never a crash.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "io/safetensors.h"
@@ -44,6 +47,33 @@ void rewrite_header(const std::filesystem::path& file, const std::function<void(
   uint64_t m = hs.size();
   std::string out(reinterpret_cast<char*>(&m), 8);
   sqtest::write_file(file, out + hs + b.substr(8 + n));
+}
+
+// Appends a tensor to model.safetensors (header and data section rewritten).
+void add_tensor(const std::filesystem::path& file, const std::string& name, const std::string& dtype,
+                std::vector<int64_t> shape, const std::string& bytes) {
+  std::string b = sqtest::read_file(file);
+  uint64_t n;
+  std::memcpy(&n, b.data(), 8);
+  auto h = nlohmann::json::parse(b.substr(8, n));
+  std::string data = b.substr(8 + n);
+  h[name] = {{"dtype", dtype}, {"shape", shape}, {"data_offsets", {data.size(), data.size() + bytes.size()}}};
+  data += bytes;
+  std::string hs = h.dump();
+  uint64_t m = hs.size();
+  sqtest::write_file(file, std::string(reinterpret_cast<char*>(&m), 8) + hs + data);
+}
+
+// Overwrites element `index` of an F32 tensor of model.safetensors.
+void poke_f32(const std::filesystem::path& file, const std::string& name, int64_t index, float v) {
+  std::string b = sqtest::read_file(file);
+  uint64_t n;
+  std::memcpy(&n, b.data(), 8);
+  auto h = nlohmann::json::parse(b.substr(8, n));
+  ASSERT_EQ(h.at(name).at("dtype"), "F32");
+  const uint64_t off = 8 + n + h[name]["data_offsets"][0].get<uint64_t>() + 4 * uint64_t(index);
+  std::memcpy(b.data() + off, &v, 4);
+  sqtest::write_file(file, b);
 }
 
 TEST(BadInput, MissingModelDirectory) {
@@ -218,6 +248,117 @@ TEST(BadInput, NonFiniteSamplingAndSearchFlags) {
     EXPECT_EQ(r.rc, 2) << step << ": " << r.err;
     EXPECT_FALSE(std::filesystem::exists(tmp / "q"));
   }
+}
+
+// A FIFO would block open() forever and a device never ends: every file squeeze reads must be a
+// regular file (issue 18: `inspect` with a FIFO as model.safetensors hung, `eval --data /dev/zero` read
+// until the kernel killed it).
+TEST(BadInput, NonRegularFilesAreRefused) {
+  {
+    ModelCopy m;
+    std::filesystem::remove(m.dir / "model.safetensors");
+    ASSERT_EQ(::mkfifo((m.dir / "model.safetensors").c_str(), 0600), 0);
+    expect_error(sqtest::run_cli({"inspect", "-m", m.dir.string()}, 30), {"model.safetensors", "not a regular file"});
+  }
+  for (const char* file : {"config.json", "tokenizer.model"}) {
+    ModelCopy m;
+    std::filesystem::remove(m.dir / file);
+    ASSERT_EQ(::mkfifo((m.dir / file).c_str(), 0600), 0);
+    expect_error(sqtest::run_cli({"generate", "-m", m.dir.string(), "-n", "2"}, 30), {file, "not a regular file"});
+  }
+  TempDir tmp;
+  const std::string fifo = (tmp / "data.txt").string(), m = sqtest::bundled_model().string();
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& data : {fifo, std::string("/dev/zero")}) {
+    SCOPED_TRACE(data);
+    expect_error(sqtest::run_cli({"eval", "-m", m, "--data", data, "--ctx", "32"}, 30), {data, "not a regular file"});
+    expect_error(sqtest::run_cli({"calibrate", "-m", m, "--data", data, "-o", (tmp / "c.safetensors").string()}, 30),
+                 {data, "not a regular file"});
+  }
+  EXPECT_FALSE(std::filesystem::exists(tmp / "c.safetensors"));
+}
+
+// `calibrate --samples 1000000000 --seqlen 16` materialised 16 G tokens of windows before failing.
+TEST(BadInput, CalibrationWindowsAreBounded) {
+  TempDir tmp;
+  const std::string m = sqtest::bundled_model().string();
+  auto r = sqtest::run_cli({"calibrate", "-m", m, "--data", m + "/calib.txt", "--samples", "1000000000", "--seqlen",
+                            "16", "-o", (tmp / "c.safetensors").string()},
+                           60);
+  expect_error(r, {"1000000000 windows of 16 tokens", "--samples"});
+  EXPECT_FALSE(std::filesystem::exists(tmp / "c.safetensors"));
+}
+
+// --threads 100000 exhausted the machine's processes and hung in a half-built pool.
+TEST(BadInput, ThreadCountIsBounded) {
+  auto r = sqtest::run_cli({"generate", "-m", sqtest::bundled_model().string(), "-n", "2", "--threads", "100000"}, 60);
+  expect_error(r, {"thread count 100000", "at most 1024"});
+}
+
+// NaN weights gave `eval` a "ppl nan" with exit 0, `quantize` a checkpoint with the NaN copied and
+// `calibrate` NaN statistics; each now stops with one line naming the problem.
+TEST(BadInput, NonFiniteWeightsAreRefused) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    ModelCopy m;
+    SCOPED_TRACE(bad);
+    poke_f32(m.dir / "model.safetensors", "model.layers.1.post_attention_layernorm.weight", 3, bad);
+    const std::string d = m.dir.string(), data = sqtest::bundled_model().string() + "/eval.txt";
+    expect_error(sqtest::run_cli({"eval", "-m", d, "--data", data, "--ctx", "32", "--max-windows", "2"}),
+                 {"perplexity is not finite"});
+    expect_error(sqtest::run_cli({"generate", "-m", d, "-n", "4", "--temperature", "0"}), {"non-finite logit"});
+    expect_error(sqtest::run_cli({"generate", "-m", d, "-n", "4", "--temperature", "0.8"}), {"non-finite logit"});
+    const std::string stats = (m.tmp / "c.safetensors").string();
+    expect_error(sqtest::run_cli({"calibrate", "-m", d, "--data", data, "--samples", "2", "--seqlen", "16", "-o",
+                                  stats}),
+                 {"model.layers.1.post_attention_layernorm.weight", "non-finite", "element 3"});
+    EXPECT_FALSE(std::filesystem::exists(stats));
+    const std::string q = (m.tmp / "q").string();
+    expect_error(sqtest::run_cli({"quantize", "-m", d, "-o", q, "--method", "rtn", "--bits", "4"}),
+                 {"model.layers.1.post_attention_layernorm.weight", "non-finite"});
+    EXPECT_FALSE(std::filesystem::exists(q));
+  }
+}
+
+// A config with fewer layers than its checkpoint ran the first layers only, silently.
+TEST(BadInput, CheckpointLayersBeyondTheConfig) {
+  ModelCopy m;
+  auto cfg = nlohmann::json::parse(sqtest::read_file(m.dir / "config.json"));
+  cfg["num_hidden_layers"] = 4;
+  sqtest::write_file(m.dir / "config.json", cfg.dump());
+  expect_error(inspect(m.dir), {"model.layers.4.", "num_hidden_layers is 4"});
+}
+
+// A linear stored both dense and quantized: one of the two was picked without a word.
+TEST(BadInput, LinearStoredInTwoFormats) {
+  ModelCopy m;
+  add_tensor(m.dir / "model.safetensors", "model.layers.0.self_attn.q_proj.qweight", "I32", {8, 64},
+             std::string(8 * 64 * 4, '\0'));
+  expect_error(inspect(m.dir), {"model.layers.0.self_attn.q_proj", "stored twice", ".weight and", ".qweight"});
+}
+
+// tie_word_embeddings true with an lm_head.weight stored: Hugging Face ties the head to the embedding
+// (the stored head is ignored); squeeze used the stored one. A zero head would make every logit 0.
+TEST(BadInput, TiedHeadIgnoresAStoredHeadLikeHuggingFace) {
+  const std::vector<std::string> gen = {"generate", "-n", "12", "--temperature", "0", "-p", "Once upon"};
+  auto with = [&](const std::string& dir) {
+    std::vector<std::string> a = gen;
+    a.insert(a.begin() + 1, {"-m", dir});
+    return sqtest::run_cli(a);
+  };
+  const auto ref = with(sqtest::bundled_model().string());
+  ASSERT_EQ(ref.rc, 0) << ref.err;
+  ModelCopy m;
+  add_tensor(m.dir / "model.safetensors", "lm_head.weight", "F32", {512, 64}, std::string(512 * 64 * 4, '\0'));
+  const auto tied = with(m.dir.string());
+  ASSERT_EQ(tied.rc, 0) << tied.err;
+  EXPECT_EQ(tied.out, ref.out);
+  // Untied, the stored (zero) head is used: all logits equal, greedy picks token 0 each step.
+  auto cfg = nlohmann::json::parse(sqtest::read_file(m.dir / "config.json"));
+  cfg["tie_word_embeddings"] = false;
+  sqtest::write_file(m.dir / "config.json", cfg.dump());
+  const auto untied = with(m.dir.string());
+  ASSERT_EQ(untied.rc, 0) << untied.err;
+  EXPECT_NE(untied.out, ref.out);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -429,6 +430,19 @@ struct BadCase {
   std::function<void(sq::SafetensorsWriter&)> add;
   std::string needle;
 };
+
+// group_size 2^63 - 1 overflowed ceil(cols / group_size) computed as (cols + gs - 1) / gs (issue 18;
+// UBSan reports it): any group at least as wide as the row is one group.
+TEST(Int4Group, HugeGroupSizeIsOneGroup) {
+  const int64_t huge = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(sq::parse_gptq_config(json{{"bits", 4}, {"group_size", huge}}, "cfg").group_size, huge);
+  EXPECT_EQ(sq::int4_num_groups(4096, huge), 1);
+  EXPECT_EQ(sq::int4_num_groups(4096, huge - 1), 1);
+  EXPECT_EQ(sq::int4_num_groups(4096, 4096), 1);
+  EXPECT_EQ(sq::int4_num_groups(4097, 4096), 2);
+  EXPECT_EQ(sq::int4_num_groups(5, 2), 3);
+  EXPECT_EQ(sq::int4_num_groups(5, -1), 1);
+}
 
 TEST(Int4Group, LoaderRejectsBadTensors) {
   Int4Matrix m = random_matrix(16, 32, 16, 41);

@@ -2,6 +2,9 @@
 // pool survives them, back-to-back calls (the spinning hand-off) and calls after the workers went to
 // sleep both work, re-entrant and concurrent calls do not deadlock.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <mutex>
 #include <set>
 
@@ -181,6 +184,40 @@ TEST(ThreadPool, DestroyWhileIdleOrRightAfterACall) {
     ThreadPool pool(3);
     if (rep % 2) pool.run(5, [](size_t, int) {});
   }
+}
+
+// A pool larger than kMaxThreads is refused before any thread starts; one the system refuses part-way
+// (here: address space for the stacks) joins the threads it started and throws, instead of hanging in
+// a half-built pool (issue 18: --threads 1000 under a memory limit never returned).
+TEST(ThreadPool, TooManyThreadsIsAnErrorNotAHang) {
+  EXPECT_THROW(ThreadPool(ThreadPool::kMaxThreads + 1), sq::Error);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(60);  // a hang fails the test (SIGALRM)
+    // Room for this process as it is plus ~30 stacks of 8 MiB: 1000 workers cannot all start.
+    long vm_kb = 0;
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    char line[256];
+    while (f && std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmSize: %ld kB", &vm_kb) == 1) break;
+    if (f) std::fclose(f);
+    const rlim_t limit = rlim_t(vm_kb) * 1024 + (rlim_t(256) << 20);
+    struct rlimit rl = {limit, limit};
+    if (vm_kb == 0 || setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+    try {
+      ThreadPool pool(1000);
+      _exit(4);  // all 1000 started: the limit did not bite
+    } catch (const sq::Error& e) {
+      _exit(std::string(e.what()).find("cannot start 1000 threads") != std::string::npos ? 0 : 5);
+    } catch (...) {
+      _exit(6);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "3: no limit set, 4: limit did not bite, 5: wrong message, 6: other exception";
 }
 
 }  // namespace

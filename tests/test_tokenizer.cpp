@@ -413,6 +413,29 @@ TEST(TokenizerJson, UnsupportedKindsAreClearErrors) {
   EXPECT_NE(msg.find("invalid JSON"), std::string::npos) << msg;
 }
 
+// Structures that read past a const JSON object (undefined behaviour, garbage error text; issue 18)
+// are errors naming the file. The sanitizer build has nlohmann's assertions on, so a regression aborts.
+TEST(TokenizerJson, MalformedStructuresAreClearErrors) {
+  sqtest::TempDir dir;
+  const char* cases[][2] = {
+      {R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Sequence"}})",
+       "without a pretokenizers list"},
+      {R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": 7}})",
+       "without a pretokenizers list"},
+      {R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Sequence", "pretokenizers": [3, {"type": "Split"}]}})",
+       "Sequence [? Split]"},
+      {R"({"model": {"type": "BPE", "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})", "no \"vocab\""},
+      {R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}, "normalizer": "NFC"})",
+       "normalizer \"NFC\""},
+  };
+  for (const auto& c : cases) {
+    sqtest::write_file(dir / "tokenizer.json", c[0]);
+    const std::string msg = error_of([&] { Tokenizer::load(dir.path); });
+    EXPECT_NE(msg.find(c[1]), std::string::npos) << c[0] << "\n -> " << msg;
+    EXPECT_NE(msg.find("tokenizer.json"), std::string::npos) << msg;
+  }
+}
+
 // ---- SentencePiece -----------------------------------------------------------------------------
 
 TEST(SentencePiece, Stories260K) {

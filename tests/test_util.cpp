@@ -43,7 +43,7 @@ void write_file(const std::filesystem::path& p, const std::string& s) {
   out << s;
 }
 
-CliResult run_cli(const std::vector<std::string>& args) {
+CliResult run_cli(const std::vector<std::string>& args, unsigned timeout_s) {
   TempDir tmp;
   auto out_path = tmp / "stdout", err_path = tmp / "stderr";
   pid_t pid = fork();
@@ -60,6 +60,7 @@ CliResult run_cli(const std::vector<std::string>& args) {
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
+    alarm(timeout_s);  // survives execv
     execv(bin.c_str(), argv.data());
     _exit(127);
   }

@@ -26,8 +26,9 @@ struct CliResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
-// Runs the squeeze binary with the given arguments (no shell quoting needed).
-CliResult run_cli(const std::vector<std::string>& args);
+// Runs the squeeze binary with the given arguments (no shell quoting needed). A run still going after
+// timeout_s is killed by SIGALRM (rc 128 + 14), so a hang fails its test instead of stalling the suite.
+CliResult run_cli(const std::vector<std::string>& args, unsigned timeout_s = 600);
 
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& s);

@@ -84,6 +84,12 @@ std::vector<std::vector<int32_t>> calibration_windows(const std::vector<int32_t>
   if (L < 2) fail(data_name, ": calibration sequence length must be at least 2 tokens (got ", L, ")");
   if (model_context > 0 && L > model_context)
     fail(data_name, ": calibration sequence length ", L, " exceeds the model context of ", model_context, " tokens");
+  // The windows are materialised before the first forward: bound them (100 x 2048 tokens is the paper's
+  // setting; the cap is 300 times that, and would take a 7B model months on CPUs).
+  constexpr int64_t kMaxTokens = int64_t(1) << 26;
+  if (N > kMaxTokens / L)
+    fail(data_name, ": ", N, " windows of ", L, " tokens is more than the ", kMaxTokens,
+         " tokens squeeze calibrates on in one run; use fewer --samples or a shorter --seqlen");
   if (n < L)
     fail(data_name, ": calibration data is ", n, " tokens (with BOS), shorter than one window of ", L, " tokens");
   std::vector<std::vector<int32_t>> out;
@@ -121,6 +127,7 @@ CalibResult calibrate(const ModelConfig& cfg, const Checkpoint& ckpt, const std:
                       const ExecContext& ctx, const CalibOptions& opts) {
   if (!cfg.quant.is_null())  // its linears have no dense weights to differentiate
     fail(ckpt.dir().string(), " is quantized (config.json has quantization_config); calibrate the unquantized model");
+  check_finite_weights(ckpt);  // NaN weights give NaN statistics for every linear after them
   CheckpointWeights w(ckpt);
   return calibrate(cfg, tensor_names(cfg, ckpt), w, windows, ctx, opts);
 }

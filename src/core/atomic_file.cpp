@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/mmap_file.h"
 #include "core/output_path.h"
 
 namespace sq {
@@ -69,16 +70,7 @@ void write_file_atomic(const std::filesystem::path& target, std::string_view con
   f.commit();
 }
 
-std::string read_text_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) fail(path.string(), ": file not found");
-  if (std::filesystem::is_directory(path, ec)) fail(path.string(), ": is a directory, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path.string(), ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_text_file(const std::filesystem::path& path) { return read_whole_file(path); }
 
 }  // namespace sq
 

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace sq {
 
@@ -27,6 +28,18 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// Opens `path` read-only (O_CLOEXEC), refusing anything but a regular file: a FIFO would block the
+// open forever and a device such as /dev/zero never ends. Returns the descriptor and sets *size.
+// Throws sq::Error naming the file.
+int open_regular_file(const std::filesystem::path& path, uint64_t* size);
+
+// Files read whole into memory (configs, tokenizers, text data) stop at 1 GiB: WikiText-103 is 0.5 GB,
+// Llama 3's tokenizer.json 9 MB. Larger is a mistake, refused before any reading.
+inline constexpr uint64_t kMaxReadBytes = uint64_t(1) << 30;
+
+// The whole regular file at `path`, at most max_bytes (else an error naming the file and the limit).
+std::string read_whole_file(const std::filesystem::path& path, uint64_t max_bytes = kMaxReadBytes);
 
 // Drops the whole pages inside [p, p + n) of a read-only mapping from this process's resident set
 // (madvise MADV_DONTNEED; they stay in the page cache and fault back in if read again). Loaders call it

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/mmap_file.h"
 
 namespace sq {
 
@@ -56,12 +57,19 @@ void check_parent(const fs::path& target) {
   if (::access(parent.c_str(), W_OK) != 0) fail(target.string(), ": cannot write: directory ", parent.string(), " is not writable");
 }
 
+// Up to max_bytes from the start of p; "" when p is not a readable regular file (never blocks on a FIFO).
 std::string read_prefix(const fs::path& p, size_t max_bytes) {
-  std::ifstream in(p, std::ios::binary);
-  std::string s(max_bytes, '\0');
-  in.read(s.data(), std::streamsize(max_bytes));
-  s.resize(size_t(in.gcount()));
-  return s;
+  try {
+    uint64_t size = 0;
+    const int fd = open_regular_file(p, &size);
+    std::string s(size_t(std::min<uint64_t>(size, max_bytes)), '\0');
+    const ssize_t n = ::pread(fd, s.data(), s.size(), 0);
+    ::close(fd);
+    s.resize(n > 0 ? size_t(n) : 0);
+    return s;
+  } catch (const Error&) {
+    return {};
+  }
 }
 
 // "<name>.tmp.<pid>" / "<name>.old.<pid>": the pid, or -1.

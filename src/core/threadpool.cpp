@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
+
+#include "core/error.h"
 
 namespace sq {
 
@@ -34,8 +37,23 @@ bool spin_until(Pred done) {
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
+  SQ_CHECK(n_threads <= kMaxThreads, "thread count ", n_threads, " is more than squeeze runs (--threads at most ", kMaxThreads,
+           "; this machine has ", std::thread::hardware_concurrency(), " cores)");
   n_threads_ = n_threads;
-  for (int i = 1; i < n_threads_; i++) threads_.emplace_back([this, i] { worker(i); });
+  try {
+    for (int i = 1; i < n_threads_; i++) threads_.emplace_back([this, i] { worker(i); });
+  } catch (const std::system_error& e) {
+    // The destructor does not run for a half-built pool: stop and join the threads already started.
+    const size_t started = threads_.size();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_.store(true, std::memory_order_release);
+    }
+    cv_start_.notify_all();
+    for (auto& t : threads_) t.join();
+    fail("cannot start ", n_threads_, " threads (", started + 1, " running when the system refused another: ",
+         e.what(), "); use fewer --threads");
+  }
 }
 
 ThreadPool::~ThreadPool() {

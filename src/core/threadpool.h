@@ -24,6 +24,9 @@ namespace sq {
 class ThreadPool {
  public:
   // n_threads <= 0 means std::thread::hardware_concurrency().
+  // At most kMaxThreads (a mistyped --threads 100000 would exhaust the machine's processes); a system
+  // that refuses a thread part-way gets the started ones joined and an sq::Error.
+  static constexpr int kMaxThreads = 1024;
   explicit ThreadPool(int n_threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

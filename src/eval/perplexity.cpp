@@ -31,6 +31,9 @@ PerplexityResult perplexity(const Model& model, const std::vector<int32_t>& ids,
     const int32_t* win = ids.data() + w * ctx;
     engine.feed(seq, win, ctx, true);
     for (int64_t t = 0; t + 1 < ctx; t++) nll += token_nll(engine.logits(t), V, win[t + 1]);
+    if (!std::isfinite(nll))
+      fail("perplexity is not finite (window ", w + 1, " of ", windows, " gives a negative log-likelihood of ", nll,
+           "): the model's logits hold NaN or infinity; its weights may not be finite");
     bar.update(w + 1, cat("ppl ", std::exp(nll / double((w + 1) * (ctx - 1)))));
   }
   bar.finish();

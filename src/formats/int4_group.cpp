@@ -19,7 +19,7 @@ namespace sq {
 int64_t int4_num_groups(int64_t cols, int64_t group_size) {
   SQ_CHECK(group_size == -1 || group_size > 0, "int4: group_size ", group_size, " is invalid (use -1 or > 0)");
   if (group_size == -1) return 1;
-  return (cols + group_size - 1) / group_size;
+  return cols / group_size + (cols % group_size != 0);  // not (cols + gs - 1) / gs: gs may be near INT64_MAX
 }
 
 int64_t Int4Matrix::n_groups() const { return int4_num_groups(cols, group_size); }

@@ -10,6 +10,14 @@ namespace sq {
 
 std::unique_ptr<LinearWeight> load_linear(const Checkpoint& ckpt, const std::string& prefix, int64_t rows,
                                           int64_t cols, const nlohmann::json& quant_config) {
+  // One format per linear: a checkpoint holding two would run whichever this function tried first.
+  const char* formats[] = {".weight", ".qcodes", ".qweight"};
+  std::string found;
+  for (const char* f : formats)
+    if (ckpt.has(prefix + f)) found += (found.empty() ? "" : " and ") + prefix + f;
+  if (found.find(" and ") != std::string::npos)
+    fail(ckpt.dir().string(), ": linear layer '", prefix, "' is stored twice (", found,
+         "); a checkpoint holds one weight format per layer");
   if (const TensorView* w = ckpt.find(prefix + ".weight")) {
     if (w->shape.size() != 2 || w->shape[0] != rows || w->shape[1] != cols)
       fail(w->file, ": tensor '", w->name, "' has shape ", w->shape_str(), ", expected [", rows, ", ", cols,

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
+#include "core/dtype.h"
 #include "core/error.h"
 #include "core/mmap_file.h"
 
@@ -199,6 +200,54 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
 
 void release_pages(const TensorView& t) {
   if (t.mapped) release_pages(t.data, t.nbytes);
+}
+
+int64_t first_non_finite(const TensorView& t) {
+  const int64_t n = t.numel();
+  int64_t found = -1;
+  // Exponent all ones is infinity or NaN, for every IEEE width.
+  // Elements are loaded with memcpy: a tensor's offset in the file need not be aligned to its width.
+  auto scan = [&](auto exp_mask) {
+    const char* p = static_cast<const char*>(t.data);
+    for (int64_t i = 0; i < n; i++) {
+      decltype(exp_mask) bits;
+      std::memcpy(&bits, p + i * int64_t(sizeof bits), sizeof bits);
+      if ((bits & exp_mask) == exp_mask) return i;
+    }
+    return int64_t(-1);
+  };
+  switch (t.dtype) {
+    case DType::F32:
+      found = scan(uint32_t(0x7f800000u));
+      break;
+    case DType::F16:
+      found = scan(uint16_t(0x7c00u));
+      break;
+    case DType::BF16:
+      found = scan(uint16_t(0x7f80u));
+      break;
+    default:
+      return -1;
+  }
+  if (t.mapped) release_pages(t.data, t.nbytes);
+  return found;
+}
+
+void check_finite_weights(const Checkpoint& ckpt) {
+  for (const std::string& name : ckpt.names()) {
+    const TensorView& t = ckpt.get(name);
+    const int64_t i = first_non_finite(t);
+    if (i < 0) continue;
+    float v = 0;
+    if (t.dtype == DType::F32) std::memcpy(&v, static_cast<const char*>(t.data) + 4 * i, 4);
+    else {
+      uint16_t h;
+      std::memcpy(&h, static_cast<const char*>(t.data) + 2 * i, 2);
+      v = t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+    fail(t.file, ": tensor '", name, "' holds a non-finite value (", v, " at element ", i,
+         "); squeeze needs finite weights to calibrate or quantize");
+  }
 }
 
 }  // namespace sq

@@ -74,6 +74,14 @@ class Checkpoint {
   std::map<std::string, const TensorView*> index_;
 };
 
+// Index of the first NaN or infinity in a floating-point tensor (F32, F16, BF16), or -1 (also for
+// integer tensors). Reads every element; a mapped tensor's pages are released afterwards.
+int64_t first_non_finite(const TensorView& t);
+
+// Fails naming the tensor, its file and the element when any floating-point tensor of `ckpt` holds NaN
+// or infinity: calibrating or quantizing such weights would write NaN statistics or copy NaN norms.
+void check_finite_weights(const Checkpoint& ckpt);
+
 // Collects tensors and writes one safetensors file atomically (temporary name, then rename).
 class SafetensorsWriter {
  public:

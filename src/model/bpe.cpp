@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/mmap_file.h"
 #include "model/unicode.h"
 
 namespace sq {
@@ -103,6 +104,15 @@ void for_each_pretoken(std::string_view s, Fn&& fn) {
   }
 }
 
+// j[key] for a const object without undefined behaviour: a null value when j is no object or lacks key
+// (nlohmann's const operator[] requires the key to exist).
+const nlohmann::json& member(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json null_value;
+  if (!j.is_object()) return null_value;
+  const auto it = j.find(key);
+  return it == j.end() ? null_value : *it;
+}
+
 nlohmann::json parse_json(const fs::path& file) {
   const std::string text = read_whole_file(file);
   try {
@@ -125,15 +135,6 @@ std::unordered_map<std::string, int32_t> vocab_from_json(const nlohmann::json& v
 }
 
 }  // namespace
-
-std::string read_whole_file(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  SQ_CHECK(in, file.string(), ": cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  SQ_CHECK(!in.bad(), file.string(), ": read error");
-  return ss.str();
-}
 
 char32_t byte_to_unicode(uint8_t b) {
   if (byte_is_printable(b)) return b;
@@ -192,19 +193,21 @@ BpeData read_tokenizer_json(const fs::path& file) {
 
     // Pre-tokenizer: ByteLevel, alone or as the only member of a Sequence.
     const nlohmann::json* bl = nullptr;
-    const auto& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
+    const auto& pre = member(j, "pre_tokenizer");
     const std::string pre_type = pre.is_object() ? pre.value("type", "") : "none";
+    const auto& seq = member(pre, "pretokenizers");
+    if (pre_type == "Sequence") SQ_CHECK(seq.is_array(), where, ": Sequence pre_tokenizer without a pretokenizers list");
     if (pre_type == "ByteLevel") {
       bl = &pre;
-    } else if (pre_type == "Sequence" && pre["pretokenizers"].size() == 1 &&
-               pre["pretokenizers"][0].value("type", "") == "ByteLevel") {
-      bl = &pre["pretokenizers"][0];
+    } else if (pre_type == "Sequence" && seq.size() == 1 && seq[0].is_object() &&
+               seq[0].value("type", "") == "ByteLevel") {
+      bl = &seq[0];
     }
     if (!bl) {
       std::string desc = pre_type;
       if (pre_type == "Sequence") {
         desc += " [";
-        for (const auto& p : pre["pretokenizers"]) desc += p.value("type", "?") + " ";
+        for (const auto& p : seq) desc += (p.is_object() ? p.value("type", "?") : "?") + " ";
         desc.back() = ']';
       }
       fail(where, ": pre_tokenizer ", desc, " is not supported (only ByteLevel byte-level BPE)");
@@ -212,10 +215,11 @@ BpeData read_tokenizer_json(const fs::path& file) {
     SQ_CHECK(bl->value("use_regex", true), where,
              ": ByteLevel pre_tokenizer with use_regex=false (a custom Split pattern) is not supported");
     d.add_prefix_space = bl->value("add_prefix_space", false);
-    if (j.contains("normalizer") && !j["normalizer"].is_null()) {
-      fail(where, ": normalizer ", j["normalizer"].value("type", "?"), " is not supported");
+    if (const auto& norm = member(j, "normalizer"); !norm.is_null()) {
+      fail(where, ": normalizer ", norm.is_object() ? norm.value("type", "?") : norm.dump(), " is not supported");
     }
 
+    SQ_CHECK(m.contains("vocab"), where, ": model has no \"vocab\"");
     d.vocab = vocab_from_json(m["vocab"], where);
     SQ_CHECK(m.contains("merges") && m["merges"].is_array(), where, ": model.merges must be an array");
     d.merges.reserve(m["merges"].size());
@@ -242,10 +246,11 @@ BpeData read_tokenizer_json(const fs::path& file) {
         d.added.push_back(std::move(a));
       }
     }
-    const auto& post = j.contains("post_processor") ? j["post_processor"] : nlohmann::json();
+    const auto& post = member(j, "post_processor");
     if (post.is_object() && post.value("type", "") == "TemplateProcessing" && post.contains("single")) {
       const auto& single = post["single"];
-      d.template_adds_bos = single.is_array() && !single.empty() && single[0].contains("SpecialToken");
+      d.template_adds_bos = single.is_array() && !single.empty() && single[0].is_object() &&
+                            single[0].contains("SpecialToken");
     }
   } catch (const nlohmann::json::exception& e) {
     fail(where, ": unexpected tokenizer.json structure (", e.what(), ")");

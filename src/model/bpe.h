@@ -43,9 +43,6 @@ struct BpeData {
   std::string source;             // file name(s), for error messages
 };
 
-// The whole file as bytes; sq::Error naming it when it cannot be read.
-std::string read_whole_file(const std::filesystem::path& file);
-
 BpeData read_gpt2_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt);
 // tokenizer.json with model.type "BPE" and a ByteLevel pre-tokenizer; anything else is an sq::Error
 // naming the file and what it has instead.

@@ -49,14 +49,32 @@ TensorNames tensor_names(const ModelConfig& cfg, const Checkpoint& ckpt) {
   if (root.empty())
     fail(ckpt.dir().string(), ": tensor '", a.roots[0], a.embed, ".weight' not found (is this a ", cfg.model_type,
          " checkpoint?)");
-  // A quantized head (`quantize --head-bits`) stores lm_head.qcodes (lut) or lm_head.qweight (int4).
-  bool tied = false;
-  if (!ckpt.has(a.head + ".weight") && !ckpt.has(a.head + ".qcodes") && !ckpt.has(a.head + ".qweight")) {
-    if (!cfg.tie_embeddings)
-      fail(ckpt.dir().string(), ": tensor '", a.head, ".weight' not found and tie_word_embeddings is false");
-    tied = true;
+  // Layers past num_hidden_layers would be ignored without a word: a config that disagrees with its
+  // checkpoint is more likely a mistake than a request to run the first layers only.
+  const std::string layers = root + a.layers + ".";
+  for (const std::string& name : ckpt.names()) {
+    if (name.compare(0, layers.size(), layers) != 0) continue;
+    const size_t dot = name.find('.', layers.size());
+    const std::string digits = name.substr(layers.size(), dot == std::string::npos ? std::string::npos : dot - layers.size());
+    if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (std::stol(digits) >= cfg.n_layers)
+      fail(ckpt.dir().string(), ": the checkpoint has tensor '", name, "' but config.json num_hidden_layers is ",
+           cfg.n_layers, " (layers 0..", cfg.n_layers - 1, ")");
   }
-  return tensor_names(cfg, root, tied);
+  // A quantized head (`quantize --head-bits`) stores lm_head.qcodes (lut) or lm_head.qweight (int4).
+  const bool dense_head = ckpt.has(a.head + ".weight");
+  const bool quantized_head = ckpt.has(a.head + ".qcodes") || ckpt.has(a.head + ".qweight");
+  if (cfg.tie_embeddings) {
+    // Hugging Face ties the head to the embedding and ignores a stored lm_head.weight; so does squeeze.
+    // A quantized head with a tied config has no such reading (squeeze never writes one).
+    if (quantized_head)
+      fail(ckpt.dir().string(), ": config.json has tie_word_embeddings true but the checkpoint stores a quantized ",
+           a.head, "; set tie_word_embeddings to false to use it");
+    return tensor_names(cfg, root, true);
+  }
+  if (!dense_head && !quantized_head)
+    fail(ckpt.dir().string(), ": tensor '", a.head, ".weight' not found and tie_word_embeddings is false");
+  return tensor_names(cfg, root, false);
 }
 
 std::string head_prefix(const TensorNames& names) {

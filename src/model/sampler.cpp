@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/error.h"
+
 namespace sq {
 
 int32_t argmax(const float* x, int64_t n) {
@@ -24,6 +26,11 @@ double Sampler::uniform() {  // splitmix64: tiny, fast, identical everywhere
 }
 
 int32_t Sampler::sample(const float* logits, int64_t vocab) {
+  // NaN would break the ordering partial_sort relies on and make argmax meaningless.
+  for (int64_t i = 0; i < vocab; i++)
+    if (!std::isfinite(logits[i]))
+      fail("the model produced a non-finite logit (", logits[i], " for token ", i,
+           "): its weights hold NaN or infinity, or its activations overflowed");
   if (o_.temperature <= 0) return argmax(logits, vocab);
   std::vector<int32_t> idx(vocab);
   std::iota(idx.begin(), idx.end(), 0);

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "core/mmap_file.h"
 #include "model/bpe.h"
 #include "model/unicode.h"
 

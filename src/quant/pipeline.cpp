@@ -144,7 +144,8 @@ void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const
       w.add(name, t.dtype, t.shape, t.data, t.nbytes);
     }
   }
-  for (auto& [prefix, qm] : q.linears)
+  for (auto& entry : q.linears) {
+    const std::string& prefix = entry.first;  // clang 14 cannot capture structured bindings in lambdas
     std::visit(
         [&](const auto& m) {
           using T = std::decay_t<decltype(m)>;
@@ -159,7 +160,8 @@ void write_quantized_checkpoint(const Model& src, const QuantizedModel& q, const
             w.add(prefix + ".weight", m.dtype, {m.rows, m.cols}, bytes.data(), bytes.size());
           }
         },
-        qm);
+        entry.second);
+  }
   w.set_metadata("format", "pt");
   w.write(tmp / "model.safetensors");
 
@@ -223,6 +225,7 @@ QuantizedModel quantize_model(Model& model, const QuantizeOptions& o, const Sens
   if (o.sensitive < 0 || o.sensitive >= 100) fail("--sensitive is a percentage in [0, 100), got ", o.sensitive);
   if (o.group_size < 0) fail("--group-size must be positive (0 = per row), got ", o.group_size);
   if (o.smooth_only && o.method != "smoothquant+") fail("smoothing only applies to --method smoothquant+, not ", o.method);
+  check_finite_weights(*model.ckpt);  // NaN norms would be copied and NaN rows quantized without a word
   const bool int4 = writes_int4(o);
   if (o.head_bits != 0) {
     if (o.head_bits < 2 || o.head_bits > 8) fail("--head-bits must be 0 (keep the head) or between 2 and 8, got ", o.head_bits);
