@@ -35,14 +35,12 @@ void Progress::update(int64_t done, const std::string& note) {
   auto now = std::chrono::steady_clock::now();
   if (tty_) {
     if (now - last_draw_ < std::chrono::milliseconds(100) && done_ < total_) return;
-    last_draw_ = now;
-    draw(false);
   } else {
-    int decile = int(10 * done_ / std::max<int64_t>(total_, 1));
-    if (decile == last_decile_) return;
-    last_decile_ = decile;
-    draw(false);
+    // No line for reaching the total either: finish() prints the last one.
+    if (std::chrono::duration<double>(now - last_draw_).count() < log_interval_seconds) return;
   }
+  last_draw_ = now;
+  draw(false);
 }
 
 void Progress::draw(bool final) {
