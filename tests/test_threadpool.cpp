@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -163,11 +164,16 @@ TEST(ThreadPool, ConcurrentCallersEachGetEveryThread) {
     while (!go.load()) std::this_thread::yield();
     for (int i = 0; i < 20; i++) {
       std::mutex mu;
+      std::condition_variable cv;
       std::set<int> threads;
+      bool gave_up = false;  // a serial call fails after one wait, not eight
+      // Each task waits (up to 2 s) until both threads have taken one: on a loaded machine the worker
+      // may be scheduled late, which a fixed sleep mistook for a serial call.
       pool.run(8, [&](size_t, int thread) {
-        std::this_thread::sleep_for(std::chrono::microseconds(300));
-        std::lock_guard<std::mutex> lk(mu);
+        std::unique_lock<std::mutex> lk(mu);
         threads.insert(thread);
+        cv.notify_all();
+        if (!gave_up) gave_up = !cv.wait_for(lk, std::chrono::seconds(2), [&] { return threads.size() >= 2; });
       });
       if (threads.size() < 2) serial_calls++;
     }
